@@ -166,7 +166,7 @@ ERROR_CLASSES: dict[ErrorCode, type[RstmdbError]] = {
 def error_from_dict(obj: dict[str, Any]) -> RstmdbError:
     """Rebuild the exception of a protocol error object (unknown codes: internal)."""
     try:
-        cls = ERROR_CLASSES[ErrorCode(obj.get("code"))]
+        cls = ERROR_CLASSES[ErrorCode(str(obj.get("code")))]
     except ValueError:
         cls = InternalError
     details = obj.get("details")

@@ -1,0 +1,443 @@
+"""The one write path: decide → append → apply → publish.
+
+``Core`` owns the in-memory ``State``, the ``Store`` and the database lock.
+Every operation returns ``(result, wait_offset)``: the caller must not hand
+the result out before the record at ``wait_offset`` is visible (durable under
+``every_write``); ``-1`` means nothing to wait for. ``Database`` waits by
+blocking, the server by awaiting (``when_visible``), so both share this code.
+
+* Writes: under the lock, ``engine.machine.decide_*`` checks the command
+  against the state, the store appends the record (``write()`` only; the
+  fsync happens later in the store's flusher), ``engine.machine.apply``
+  updates memory. An idempotent replay logs nothing and returns the first
+  result, waiting for it if it is still pending.
+* Reads wait for the latest record of what they read, so nobody observes a
+  change that a crash could still take back.
+* Publication: records become visible in log order; commit listeners (the
+  subscription hub) receive them in that order, once each.
+* Failure: if the store reports that an fsync failed, the state is rebuilt
+  from what is durable, so memory again equals disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pyrstmdb.engine import machine
+from pyrstmdb.engine.commands import (
+    ApplyEvent,
+    BatchOp,
+    CreateInstance,
+    DeleteInstance,
+    ListInstances,
+    PutMachine,
+    WriteCommand,
+    parse_batch_op,
+)
+from pyrstmdb.engine.definition import compile_definition
+from pyrstmdb.engine.idempotency import IdempotencyCache
+from pyrstmdb.engine.records import Checkpoint, Record
+from pyrstmdb.engine.state import Instance, Staged, State, View
+from pyrstmdb.errors import BadRequest, RstmdbError, WalIoError
+from pyrstmdb.results import (
+    ApplyEventResult,
+    BatchItem,
+    BatchResult,
+    CompactResult,
+    CreateInstanceResult,
+    DeleteInstanceResult,
+    FlushAllResult,
+    GetInstanceResult,
+    GetMachineResult,
+    InstanceSummary,
+    ListInstancesResult,
+    ListMachinesResult,
+    MachineVersions,
+    PutMachineResult,
+    SnapshotResult,
+    WalReadResult,
+    WalStatsResult,
+    WriteResult,
+)
+from pyrstmdb.storage.store import CheckpointData, Logged, Store
+
+log = logging.getLogger("pyrstmdb.database")
+
+Published = tuple[int, Record]
+CommitListener = Callable[[list[Published]], None]
+NO_WAIT = -1
+
+
+def _decide(view: View, cmd: WriteCommand, now: int) -> Any:
+    if type(cmd) is ApplyEvent:
+        return machine.decide_apply(view, cmd, now)
+    if type(cmd) is CreateInstance:
+        return machine.decide_create(view, cmd, now, _new_id)
+    assert type(cmd) is DeleteInstance
+    return machine.decide_delete(view, cmd, now)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+_RESULT_TYPES = (ApplyEventResult, CreateInstanceResult, DeleteInstanceResult)
+
+
+class Core:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], int],
+        max_machine_versions: int = 0,
+        idempotency_ttl_ms: int = 86_400_000,
+        idempotency_max_keys: int = 1_000_000,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._max_versions = max_machine_versions
+        self._idem_settings = (idempotency_ttl_ms, idempotency_max_keys)
+        self._lock = threading.Lock()
+        self._publish_lock = threading.Lock()
+        self._listeners: list[CommitListener] = []
+        self._unpublished: deque[Published] = deque()
+        self._waits = store.waits_for_disk
+        self._needs_recovery = False
+        self.state = self._load()
+        if self._waits:
+            store.add_visible_listener(self._publish_upto)
+            store.set_failure_handler(self._on_failure)
+
+    # -- opening and rebuilding ------------------------------------------------
+    def _load(self, end: int | None = None) -> State:
+        state = State(IdempotencyCache(*self._idem_settings))
+        checkpoint, logged = self._store.open_state()
+        if checkpoint is not None:
+            restore_checkpoint(state, checkpoint)
+        count = 0
+        for item in logged:
+            if end is not None and item.offset >= end:
+                break
+            machine.apply(state, item.record, item.offset)
+            count += 1
+        state.idempotency.expire(self._clock())
+        if count:
+            log.info("replayed %d log records", count)
+        return state
+
+    def _on_failure(self, err: WalIoError) -> None:
+        with self._lock:
+            log.error("WAL fsync failed (%s); rolling back to the last durable record", err)
+            try:
+                self._store.recover_after_failure()
+                self._needs_recovery = False
+            except WalIoError as again:
+                log.error("WAL recovery failed: %s; writes are refused until it succeeds", again)
+                self._needs_recovery = True
+            visible = self._store.visible_end
+            self._unpublished = deque(p for p in self._unpublished if p[0] < visible)
+            self.state = self._load(end=visible)
+
+    def _ensure_writable(self) -> None:
+        if self._needs_recovery:
+            self._store.recover_after_failure()
+            self._needs_recovery = False
+
+    # -- publication -----------------------------------------------------------
+    def add_commit_listener(self, fn: CommitListener) -> None:
+        with self._lock:
+            self._listeners.append(fn)
+
+    def remove_commit_listener(self, fn: CommitListener) -> None:
+        with self._lock:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
+
+    def _append(self, records: list[Record], atomic: bool = False) -> list[int]:
+        self._ensure_writable()
+        offsets = self._store.append(records, atomic)
+        if self._listeners:
+            self._unpublished.extend(zip(offsets, records, strict=True))
+        return offsets
+
+    def _append_one(self, record: Record) -> int:
+        if self._needs_recovery:
+            self._ensure_writable()
+        offset = self._store.append_one(record)
+        if self._listeners:
+            self._unpublished.append((offset, record))
+        return offset
+
+    def _after_write(self) -> None:
+        if self._listeners:
+            self._publish_upto(self._store.visible_end)
+
+    def _publish_upto(self, end: int) -> None:
+        with self._publish_lock:
+            pending = self._unpublished
+            batch: list[Published] = []
+            while pending and pending[0][0] < end:
+                batch.append(pending.popleft())
+            if batch:
+                for fn in list(self._listeners):
+                    try:
+                        fn(batch)
+                    except Exception:  # a listener must never break the write path
+                        log.exception("commit listener failed")
+
+    # -- waiting -----------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def wait(self, offset: int) -> None:
+        if self._waits and offset >= 0 and offset >= self._store.visible_end:
+            self._store.wait_visible(offset)
+
+    def when_visible(self, offset: int, callback: Callable[[WalIoError | None], None]) -> None:
+        if offset < 0 or offset < self._store.visible_end:
+            callback(None)
+        else:
+            self._store.when_visible(offset, callback)
+
+    def _pending_all(self) -> int:
+        head = self._store.head
+        return head - 1 if head > self._store.visible_end else NO_WAIT
+
+    # -- writes ----------------------------------------------------------------
+    def put_machine(self, cmd: PutMachine) -> tuple[PutMachineResult, int]:
+        with self._lock:
+            record, compiled, known = machine.decide_put_machine(
+                self.state, cmd, self._clock(), self._max_versions
+            )
+            if record is None:
+                assert known is not None
+                return known, self._pending_all()
+            (offset,) = self._append([record])
+            result = machine.apply_machine(self.state, compiled)
+        self._after_write()
+        return result, offset
+
+    def apply_event(self, cmd: ApplyEvent) -> tuple[ApplyEventResult, int]:
+        with self._lock:
+            out = machine.decide_apply(self.state, cmd, self._clock())
+            if isinstance(out, ApplyEventResult):
+                return out, out.wal_offset
+            offset = self._append_one(out)
+            result = machine.apply_event_record(self.state, out, offset)
+        if self._listeners:
+            self._publish_upto(self._store.visible_end)
+        return result, offset
+
+    def write(self, cmd: WriteCommand) -> tuple[WriteResult, int]:
+        """Any single write command (create, apply, delete)."""
+        with self._lock:
+            out = _decide(self.state, cmd, self._clock())
+            if isinstance(out, _RESULT_TYPES):
+                return out, out.wal_offset
+            offset = self._append_one(out)
+            result: WriteResult = machine.apply(self.state, out, offset)
+        self._after_write()
+        return result, offset
+
+    def batch(self, ops: list[BatchOp], mode: str) -> tuple[BatchResult, int]:
+        if mode == "atomic":
+            return self._atomic_batch(ops)
+        items: list[BatchItem] = []
+        wait = NO_WAIT
+        for op in ops:
+            try:
+                result, offset = self.write(parse_batch_op(op))
+            except RstmdbError as err:
+                items.append(BatchItem("error", None, err.to_dict()))
+                continue
+            items.append(BatchItem("ok", result, None))
+            wait = max(wait, offset)
+        return BatchResult(items), wait
+
+    def _stage(self, ops: list[BatchOp], now: int) -> list[tuple[WriteCommand, Any]]:
+        staged = Staged(self.state)
+        decisions: list[tuple[WriteCommand, Any]] = []
+        for index, op in enumerate(ops):
+            try:
+                cmd = parse_batch_op(op)
+                out = _decide(staged, cmd, now)
+            except RstmdbError as err:
+                raise _atomic_failure(index, op, err) from None
+            if not isinstance(out, _RESULT_TYPES):
+                machine.apply(staged, out, -(index + 1))
+            decisions.append((cmd, out))
+        return decisions
+
+    def _atomic_batch(self, ops: list[BatchOp]) -> tuple[BatchResult, int]:
+        with self._lock:
+            now = self._clock()
+            decisions = self._stage(ops, now)
+            records = [out for _, out in decisions if not isinstance(out, _RESULT_TYPES)]
+            offsets = iter(self._append(records, atomic=True) if records else ())
+            items: list[BatchItem] = []
+            wait = NO_WAIT
+            for cmd, out in decisions:
+                if isinstance(out, _RESULT_TYPES):
+                    result = _decide(self.state, cmd, now)  # replays see the real offsets
+                else:
+                    result = machine.apply(self.state, out, next(offsets))
+                wait = max(wait, result.wal_offset)
+                items.append(BatchItem("ok", result, None))
+        self._after_write()
+        return BatchResult(items), wait
+
+    def flush_all(self) -> FlushAllResult:
+        with self._lock:
+            self._ensure_writable()
+            self._store.reset(Checkpoint(self._clock()))
+            instances, machines = self.state.clear()
+            self._unpublished.clear()
+        return FlushAllResult(True, instances, machines)
+
+    # -- reads -----------------------------------------------------------------
+    def get_machine(self, name: str, version: int) -> tuple[GetMachineResult, int]:
+        definition = self.state.machine(name, version)
+        if definition is None:
+            raise machine.machine_not_found(name, version)
+        result = GetMachineResult(definition.normalized, definition.checksum)
+        return result, self._pending_all()
+
+    def list_machines(self) -> tuple[ListMachinesResult, int]:
+        with self._lock:
+            items = [
+                MachineVersions(name, sorted(versions))
+                for name, versions in sorted(self.state.machines.items())
+            ]
+            wait = self._pending_all()
+        return ListMachinesResult(items), wait
+
+    def latest_version(self, name: str) -> int | None:
+        versions = self.state.versions(name)
+        return versions[-1] if versions else None
+
+    def get_instance(self, instance_id: str) -> tuple[GetInstanceResult, int]:
+        instance = self.live_instance(instance_id)
+        result = GetInstanceResult(
+            instance.machine,
+            instance.version,
+            instance.state,
+            instance.ctx,
+            instance.last_event_id,
+            instance.last_wal_offset,
+        )
+        return result, instance.last_wal_offset
+
+    def live_instance(self, instance_id: str) -> Instance:
+        instance = self.state.instances.get(instance_id)
+        if instance is None or instance.deleted:
+            raise machine.instance_not_found(instance_id)
+        return instance
+
+    def list_instances(self, query: ListInstances) -> tuple[ListInstancesResult, int]:
+        with self._lock:
+            matches = [
+                inst
+                for inst in self.state.instances.values()
+                if not inst.deleted
+                and (query.machine is None or inst.machine == query.machine)
+                and (query.state is None or inst.state == query.state)
+            ]
+            wait = self._pending_all()
+        page = matches[query.offset : query.offset + query.limit] if query.limit else []
+        summaries = [
+            InstanceSummary(
+                i.id, i.machine, i.version, i.state, i.created_at, i.updated_at, i.last_wal_offset
+            )
+            for i in page
+        ]
+        has_more = query.offset + len(summaries) < len(matches)
+        return ListInstancesResult(summaries, len(matches), has_more), wait
+
+    def wal_read(self, from_offset: int, limit: int | None) -> WalReadResult:
+        return self._store.read(from_offset, limit)
+
+    def wal_stats(self) -> WalStatsResult:
+        return self._store.stats()
+
+    def logged_from(self, from_offset: int, end: int) -> Iterator[Logged]:
+        return self._store.logged_from(from_offset, end)
+
+    # -- snapshots and compaction ------------------------------------------------
+    def checkpoint_data(self) -> CheckpointData:
+        """A consistent copy of the state and the log position it covers."""
+        with self._lock:
+            return capture_checkpoint(self.state, self._store.head)
+
+    def compact(self, force_snapshot: bool) -> CompactResult:
+        data = self.checkpoint_data()
+        self._store.sync()
+        return self._store.compact(data, force_snapshot)
+
+    def snapshot_instance(self, instance_id: str) -> SnapshotResult:
+        instance = self.live_instance(instance_id)
+        self.wait(instance.last_wal_offset)
+        snapshot_id = f"snap-{uuid.uuid4()}"
+        body = {
+            "snapshot_id": snapshot_id,
+            "instance_id": instance.id,
+            "machine": instance.machine,
+            "version": instance.version,
+            "state": instance.state,
+            "ctx": instance.ctx,
+            "wal_offset": instance.last_wal_offset,
+            "created_at": self._clock(),
+        }
+        _, size, checksum = self._store.write_instance_snapshot(body)
+        return SnapshotResult(instance.id, snapshot_id, instance.last_wal_offset, size, checksum)
+
+    def close(self) -> None:
+        with self._lock:
+            self._store.close()
+
+
+def _atomic_failure(index: int, op: BatchOp, err: RstmdbError) -> BadRequest:
+    return BadRequest(
+        f"invalid request: atomic batch failed at op {index} ({op.op or '?'}): "
+        f"{err.code.value}: {err.message}",
+        {
+            "index": index,
+            "op": op.op,
+            "code": err.code.value,
+            "message": err.message,
+            "error": err.to_dict(),
+        },
+    )
+
+
+# -- checkpoint form -------------------------------------------------------------
+
+
+def capture_checkpoint(state: State, offset: int) -> CheckpointData:
+    machines = [
+        {"machine": d.name, "version": d.version, "definition": d.definition}
+        for versions in state.machines.values()
+        for d in versions.values()
+    ]
+    instances = [list(instance) for instance in state.instances.values()]
+    idempotency = [[*scope, ts, value] for scope, ts, value in state.idempotency.items()]
+    return CheckpointData(offset, machines, instances, idempotency)
+
+
+def restore_checkpoint(state: State, data: CheckpointData) -> None:
+    for item in data.machines:
+        state.add_machine(compile_definition(item["machine"], item["version"], item["definition"]))
+    for fields in data.instances:
+        state.set_instance(Instance(*fields))
+    for kind, instance_id, key, ts, value in data.idempotency:
+        state.remember((kind, instance_id, key), _restore_value(kind, value), ts)
+
+
+def _restore_value(kind: str, value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value

@@ -1,0 +1,216 @@
+"""The storage port and its in-memory twin.
+
+A ``Store`` keeps the log of records for a ``Database``: it appends records and
+returns their encoded offsets, tells which of them are *visible* (durable, or
+simply written when the policy does not wait for the disk), reads ranges back
+for WAL_READ and for subscribers catching up, and keeps checkpoints so that
+compaction can drop old log segments. ``MemoryStore`` (here) and
+``DiskStore`` (``storage.disk``) implement the same protocol; the engine never
+sees either.
+
+Visibility contract: every record with ``offset < visible_end`` is visible.
+``wait_visible(offset)`` blocks until the record at ``offset`` is visible and
+raises ``WalIoError`` if making it durable failed; ``when_visible`` does the
+same through a callback (for asyncio). Listeners added with
+``add_visible_listener`` are called with the new ``visible_end`` every time it
+advances.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+
+from pyrstmdb.engine.records import Record
+from pyrstmdb.errors import WalIoError
+from pyrstmdb.results import CompactResult, IoStats, WalReadResult, WalRecord, WalStatsResult
+
+FIRST_OFFSET = 1 << 40
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+# Room kept for the response envelope around WAL_READ records.
+READ_BUDGET_BYTES = MAX_FRAME_BYTES - 64 * 1024
+
+
+class Logged(NamedTuple):
+    sequence: int
+    offset: int
+    record: Record
+
+
+class CheckpointData(NamedTuple):
+    """Everything needed to rebuild the state as of ``offset`` (exclusive end)."""
+
+    offset: int
+    machines: list[dict[str, Any]]
+    instances: list[list[Any]]
+    idempotency: list[list[Any]]
+
+
+class Store(Protocol):
+    @property
+    def head(self) -> int: ...
+
+    @property
+    def visible_end(self) -> int: ...
+
+    @property
+    def history_start(self) -> int: ...
+
+    @property
+    def waits_for_disk(self) -> bool: ...
+
+    def open_state(self) -> tuple[CheckpointData | None, Iterator[Logged]]: ...
+
+    def append(self, records: Sequence[Record], atomic: bool = False) -> list[int]: ...
+
+    def append_one(self, record: Record) -> int: ...
+
+    def wait_visible(self, offset: int) -> None: ...
+
+    def when_visible(self, offset: int, callback: Callable[[WalIoError | None], None]) -> None: ...
+
+    def add_visible_listener(self, fn: Callable[[int], None]) -> None: ...
+
+    def set_failure_handler(self, fn: Callable[[WalIoError], None]) -> None: ...
+
+    def recover_after_failure(self) -> None: ...
+
+    def read(self, from_offset: int, limit: int | None) -> WalReadResult: ...
+
+    def logged_from(self, from_offset: int, end: int) -> Iterator[Logged]: ...
+
+    def stats(self) -> WalStatsResult: ...
+
+    def sync(self) -> None: ...
+
+    def compact(self, data: CheckpointData, force: bool) -> CompactResult: ...
+
+    def write_instance_snapshot(self, body: dict[str, Any]) -> tuple[str, int, str]: ...
+
+    def reset(self, record: Record) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """The in-memory twin: records kept in a bounded deque, always visible.
+
+    Offsets start at ``1 << 40`` and grow by one per record. Only the most
+    recent ``retain`` records stay readable (older history counts as
+    compacted), so memory stays bounded on long runs.
+    """
+
+    waits_for_disk = False
+
+    def __init__(self, retain: int = 100_000) -> None:
+        self._log: deque[Logged] = deque(maxlen=retain)
+        self._next_offset = FIRST_OFFSET
+        self._next_sequence = 1
+        self._io = IoStats()
+
+    @property
+    def head(self) -> int:
+        return self._next_offset
+
+    @property
+    def visible_end(self) -> int:
+        return self._next_offset
+
+    @property
+    def history_start(self) -> int:
+        return self._log[0].offset if self._log else self._next_offset
+
+    def open_state(self) -> tuple[CheckpointData | None, Iterator[Logged]]:
+        return None, iter(())
+
+    def append(self, records: Sequence[Record], atomic: bool = False) -> list[int]:
+        offsets = []
+        log = self._log
+        for record in records:
+            offset = self._next_offset
+            log.append(Logged(self._next_sequence, offset, record))
+            offsets.append(offset)
+            self._next_offset = offset + 1
+            self._next_sequence += 1
+        self._io.writes += len(records)
+        return offsets
+
+    def append_one(self, record: Record) -> int:
+        offset = self._next_offset
+        self._log.append(Logged(self._next_sequence, offset, record))
+        self._next_offset = offset + 1
+        self._next_sequence += 1
+        self._io.writes += 1
+        return offset
+
+    def wait_visible(self, offset: int) -> None:
+        return None
+
+    def when_visible(self, offset: int, callback: Callable[[WalIoError | None], None]) -> None:
+        callback(None)
+
+    def add_visible_listener(self, fn: Callable[[int], None]) -> None:
+        return None  # records are visible when appended; nothing ever advances later
+
+    def set_failure_handler(self, fn: Callable[[WalIoError], None]) -> None:
+        return None
+
+    def recover_after_failure(self) -> None:
+        return None
+
+    def logged_from(self, from_offset: int, end: int) -> Iterator[Logged]:
+        log = self._log
+        if not log:
+            return
+        start = max(0, from_offset - log[0].offset)
+        for index in range(start, len(log)):
+            item = log[index]
+            if item.offset >= end:
+                return
+            yield item
+
+    def read(self, from_offset: int, limit: int | None) -> WalReadResult:
+        records: list[WalRecord] = []
+        if limit != 0:
+            for item in self.logged_from(from_offset, self._next_offset):
+                records.append(WalRecord(item.sequence, item.offset, item.record.to_entry()))
+                if limit is not None and len(records) >= limit:
+                    break
+        self._io.reads += 1
+        next_offset = records[-1].offset + 1 if records else None
+        return WalReadResult(records, next_offset)
+
+    def stats(self) -> WalStatsResult:
+        io = self._io
+        return WalStatsResult(
+            self._next_sequence - 1,
+            0,
+            0,
+            self._next_offset,
+            IoStats(0, 0, io.writes, io.reads, 0),
+        )
+
+    def sync(self) -> None:
+        return None
+
+    def compact(self, data: CheckpointData, force: bool) -> CompactResult:
+        """Forget the records the state already covers (there are no files)."""
+        while self._log and self._log[0].offset < data.offset:
+            self._log.popleft()
+        return CompactResult(0, 0, 0, 0, 0)
+
+    def write_instance_snapshot(self, body: dict[str, Any]) -> tuple[str, int, str]:
+        """Nothing is written in memory; size and checksum are those of the document."""
+        blob = orjson.dumps(body, option=orjson.OPT_INDENT_2)
+        return body["snapshot_id"], len(blob), hashlib.sha256(blob).hexdigest()
+
+    def reset(self, record: Record) -> int:
+        self._log.clear()
+        return self.append([record])[0]
+
+    def close(self) -> None:
+        return None
