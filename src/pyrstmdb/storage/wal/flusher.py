@@ -1,0 +1,107 @@
+"""The background fsync thread: when to sync under each policy, and the loop that does it.
+
+:func:`due` is the pure decision (is an fsync round needed now, and if not, how long
+until one may be). :class:`Flusher` is the thread that waits on the log's condition
+variable and runs rounds. Under ``every_write`` a round takes everything written so far,
+so all writers waiting meanwhile share one ``fdatasync`` (group commit).
+
+The thread never raises: a failed round is reported by the round itself (waiters failed,
+failure handler called, or a warning logged and a retry scheduled).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyrstmdb.errors import WalIoError
+from pyrstmdb.storage.policy import FsyncPolicy
+
+log = logging.getLogger("pyrstmdb.wal")
+
+#: Pause after an unexpected error in the loop, so a persistent bug cannot spin.
+_ERROR_PAUSE = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What is waiting to be synced, as seen under the log's lock."""
+
+    unsynced_records: int  # records written after the durable end
+    unsynced: bool  # bytes written after the durable end
+    chores: bool  # finished segments or the directory need an fsync
+    dirty_since: float | None  # monotonic time of the oldest unsynced write
+    failed: bool  # an fsync failed under every_write; nothing more until recovery
+    retry_at: float | None  # after a failed background fsync: not before this time
+
+
+def due(policy: FsyncPolicy, backlog: Backlog, now: float) -> tuple[bool, float | None]:
+    """Whether a round should run now; if not, the longest sensible wait (None: until woken)."""
+    if backlog.failed:
+        return False, None
+    if backlog.retry_at is not None and now < backlog.retry_at:
+        return False, backlog.retry_at - now
+    if backlog.chores:
+        return True, None
+    kind = policy.kind
+    if kind == "every_write":
+        return backlog.unsynced, None
+    if kind == "every_n":
+        return backlog.unsynced_records >= max(1, policy.amount), None
+    if kind == "every_ms" and backlog.dirty_since is not None:
+        deadline = backlog.dirty_since + max(1, policy.amount) / 1000.0
+        if now >= deadline:
+            return True, None
+        return False, deadline - now
+    return False, None
+
+
+class Flusher:
+    """A daemon thread running fsync rounds whenever :func:`due` says so."""
+
+    def __init__(
+        self,
+        policy: FsyncPolicy,
+        wake: threading.Condition,
+        backlog: Callable[[], Backlog],
+        sync_round: Callable[[], None],
+    ) -> None:
+        self._policy = policy
+        self._wake = wake
+        self._backlog = backlog
+        self._sync_round = sync_round
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="pyrstmdb-wal-flusher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to finish its current round and exit; wait for it."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while self._await_work():
+            try:
+                self._sync_round()
+            except WalIoError:
+                pass  # the round has already failed its waiters or scheduled a retry
+            except Exception:
+                log.exception("unexpected error in the WAL flusher")
+                time.sleep(_ERROR_PAUSE)
+
+    def _await_work(self) -> bool:
+        with self._wake:
+            while not self._stopping:
+                ready, timeout = due(self._policy, self._backlog(), time.monotonic())
+                if ready:
+                    return True
+                self._wake.wait(timeout)
+            return False
