@@ -1,0 +1,272 @@
+"""Injected ENOSPC/EIO at the OS-call boundary: writes, truncates, fsyncs, recovery."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from wal_testkit import FaultyIO, payload, seg_path
+
+from pyrstmdb.errors import WalIoError
+from pyrstmdb.storage.policy import FsyncPolicy
+from pyrstmdb.storage.wal import Wal
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.002)
+    return check()
+
+
+def _state(log: Wal) -> tuple[int, int, int, list[tuple[int, int]]]:
+    return (
+        log.head,
+        log.next_sequence,
+        log.stats().entry_count,
+        [(s.segment_id, s.size) for s in log.segments()],
+    )
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EIO])
+def test_failed_write_is_truncated_and_consumes_nothing(tmp_path: Path, err: int) -> None:
+    io = FaultyIO()
+    with Wal.open(tmp_path, fileio=io) as log:
+        log.append([(3, payload(0))])
+        before = _state(log)
+        io.arm("write", err)
+        with pytest.raises(WalIoError):
+            log.append([(3, payload(1)), (3, payload(2))])
+        assert _state(log) == before
+        assert seg_path(tmp_path, 1).stat().st_size == before[3][0][1]
+        assert [e.sequence for e in log.entries()] == [1]
+        (off,) = log.append([(3, payload(3))])
+        log.wait_durable(off)
+    with Wal.open(tmp_path) as log:
+        assert log.recovery.torn_bytes == 0
+        entries = list(log.entries())
+        assert [e.sequence for e in entries] == [1, 2]
+        assert entries[1].payload == payload(3)
+
+
+def test_failed_write_into_a_new_segment_removes_it(tmp_path: Path) -> None:
+    io = FaultyIO()
+    with Wal.open(tmp_path, fileio=io, segment_size=256) as log:
+        log.append([(3, payload(0, 176))])
+        before = _state(log)
+        io.arm("write", errno.ENOSPC, skip=1)  # the first group fits, the second fails
+        with pytest.raises(WalIoError):
+            log.append([(3, payload(1, 50)), (3, payload(2, 200)), (3, payload(3, 200))])
+        assert _state(log) == before
+        assert not seg_path(tmp_path, 2).exists()
+        assert seg_path(tmp_path, 1).stat().st_size == 200
+        io.arm("open", errno.EMFILE)
+        with pytest.raises(WalIoError):
+            log.append([(3, payload(4, 200))])
+        assert _state(log) == before
+        offsets = log.append([(3, payload(5, 200))])
+        assert offsets == [2 << 40]
+        log.wait_durable(offsets[0])
+    with Wal.open(tmp_path) as log:
+        assert [e.sequence for e in log.entries()] == [1, 2]
+
+
+def test_failed_truncate_keeps_the_log_failed_until_repaired(tmp_path: Path) -> None:
+    io = FaultyIO()
+    with Wal.open(tmp_path, fileio=io) as log:
+        log.append([(3, payload(0))])
+        good = seg_path(tmp_path, 1).stat().st_size
+        io.arm("write", errno.EIO)
+        io.arm("ftruncate", errno.EIO, times=2)
+        with pytest.raises(WalIoError):
+            log.append([(3, payload(1))])
+        assert seg_path(tmp_path, 1).stat().st_size > good  # the half-written bytes remain
+        with pytest.raises(WalIoError, match="cannot remove"):
+            log.append([(3, payload(2))])  # retries the repair first, which fails again
+        assert log.next_sequence == 2
+        (off,) = log.append([(3, payload(3))])  # the repair succeeds now
+        log.wait_durable(off)
+        assert [e.payload for e in log.entries()] == [payload(0), payload(3)]
+    with Wal.open(tmp_path) as log:
+        assert log.recovery.torn_bytes == 0
+        assert [e.sequence for e in log.entries()] == [1, 2]
+
+
+@pytest.mark.parametrize("err", [errno.EIO, errno.ENOSPC])
+def test_failed_fsync_fails_waiters_and_recovery_truncates(tmp_path: Path, err: int) -> None:
+    io = FaultyIO()
+    handler_calls: list[WalIoError] = []
+    with Wal.open(tmp_path, fileio=io) as log:
+        log.set_failure_handler(handler_calls.append)
+        (kept,) = log.append([(3, payload(0))])
+        log.wait_durable(kept)
+        durable = log.durable_end
+        io.arm("fdatasync", err)
+        offsets = log.append([(3, payload(1)), (3, payload(2))])
+        with pytest.raises(WalIoError):
+            log.wait_durable(offsets[1], timeout=5)
+        assert _eventually(lambda: len(handler_calls) == 1)
+        callback_result: list[WalIoError | None] = []
+        log.when_durable(offsets[0], callback_result.append)
+        assert isinstance(callback_result[0], WalIoError)
+        assert log.durable_end == durable
+        with pytest.raises(WalIoError, match="failed state"):
+            log.append([(3, payload(3))])
+        got, _next = log.read(0, None, 1 << 20)
+        assert [e.offset for e in got] == [kept]  # nothing undurable is visible
+        log.recover_after_failure()
+        assert log.head == durable
+        assert log.next_sequence == 2
+        assert seg_path(tmp_path, 1).stat().st_size == durable - (1 << 40)
+        (again,) = log.append([(3, payload(4))])
+        assert again == durable
+        log.wait_durable(again, timeout=5)
+    with Wal.open(tmp_path) as log:
+        assert [(e.sequence, e.payload) for e in log.entries()] == [
+            (1, payload(0)),
+            (2, payload(4)),
+        ]
+
+
+def test_failed_fsync_fails_every_concurrent_waiter(tmp_path: Path) -> None:
+    io = FaultyIO()
+    with Wal.open(tmp_path, fileio=io) as log:
+        io.arm("fdatasync", errno.EIO, times=-1)
+        lock = threading.Lock()
+        outcomes: list[str] = []
+
+        def writer(i: int) -> None:
+            try:
+                with lock:
+                    (off,) = log.append([(3, payload(i))])
+                log.wait_durable(off, timeout=10)
+                outcomes.append("durable")
+            except WalIoError:
+                outcomes.append("failed")
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert not any(thread.is_alive() for thread in threads)
+        assert outcomes.count("failed") == 12
+        io.disarm()
+        log.recover_after_failure()
+        assert list(log.entries()) == []
+        log.wait_durable(log.append([(3, b"ok")])[0], timeout=5)
+
+
+def test_failed_fsync_after_rotation_deletes_the_new_segment(tmp_path: Path) -> None:
+    io = FaultyIO()
+    with Wal.open(tmp_path, fileio=io, segment_size=256) as log:
+        log.wait_durable(log.append([(3, payload(0, 176))])[0])
+        durable = log.durable_end
+        io.arm("fdatasync", errno.EIO)
+        offsets = log.append([(3, payload(1, 176)), (3, payload(2, 176))])
+        assert [o >> 40 for o in offsets] == [2, 3]
+        with pytest.raises(WalIoError):
+            log.wait_durable(offsets[-1], timeout=5)
+        log.recover_after_failure()
+        assert [s.segment_id for s in log.segments()] == [1]
+        assert not seg_path(tmp_path, 2).exists() and not seg_path(tmp_path, 3).exists()
+        assert log.head == durable
+        (off,) = log.append([(3, payload(3, 176))])
+        assert off == 2 << 40
+        log.wait_durable(off, timeout=5)
+    with Wal.open(tmp_path, segment_size=256) as log:
+        assert [e.sequence for e in log.entries()] == [1, 2]
+
+
+def test_failed_directory_fsync_at_rotation_is_a_failed_fsync(tmp_path: Path) -> None:
+    io = FaultyIO()
+    with Wal.open(tmp_path, fileio=io, segment_size=256) as log:
+        log.wait_durable(log.append([(3, payload(0, 176))])[0])
+        io.arm("fsync_dir", errno.EIO)
+        (off,) = log.append([(3, payload(1, 176))])
+        with pytest.raises(WalIoError):
+            log.wait_durable(off, timeout=5)
+        log.recover_after_failure()
+        log.wait_durable(log.append([(3, payload(2, 176))])[0], timeout=5)
+        assert [e.sequence for e in log.entries()] == [1, 2]
+
+
+def test_recover_after_failure_that_cannot_truncate_stays_failed(tmp_path: Path) -> None:
+    io = FaultyIO()
+    with Wal.open(tmp_path, fileio=io) as log:
+        log.wait_durable(log.append([(3, payload(0))])[0])
+        io.arm("fdatasync", errno.EIO)
+        (off,) = log.append([(3, payload(1))])
+        with pytest.raises(WalIoError):
+            log.wait_durable(off, timeout=5)
+        io.arm("ftruncate", errno.EIO)
+        with pytest.raises(WalIoError):
+            log.recover_after_failure()
+        with pytest.raises(WalIoError):
+            log.append([(3, payload(2))])
+        log.recover_after_failure()
+        log.wait_durable(log.append([(3, payload(3))])[0], timeout=5)
+        assert [e.payload for e in log.entries()] == [payload(0), payload(3)]
+
+
+def test_close_in_the_failed_state_discards_undurable_records(tmp_path: Path) -> None:
+    io = FaultyIO()
+    log = Wal.open(tmp_path, fileio=io)
+    log.wait_durable(log.append([(3, payload(0))])[0])
+    io.arm("fdatasync", errno.EIO)
+    (off,) = log.append([(3, payload(1))])
+    with pytest.raises(WalIoError):
+        log.wait_durable(off, timeout=5)
+    log.close()
+    with Wal.open(tmp_path) as again:
+        assert [e.payload for e in again.entries()] == [payload(0)]
+
+
+def test_background_fsync_failure_under_lax_policy_is_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    io = FaultyIO()
+    with Wal.open(tmp_path, fileio=io, policy=FsyncPolicy("every_n", 1)) as log:
+        io.arm("fdatasync", errno.EIO)
+        (off,) = log.append([(3, payload(0))])
+        assert _eventually(lambda: io.calls.get("fdatasync", 0) >= 2, timeout=5)
+        assert _eventually(lambda: log.durable_end > off, timeout=5)
+        log.append([(3, payload(1))])  # appends kept working throughout
+    assert any("will retry" in r.getMessage() for r in caplog.records)
+
+
+def test_sync_failure_raises_and_close_failure_still_closes(tmp_path: Path) -> None:
+    io = FaultyIO()
+    log = Wal.open(tmp_path, fileio=io, policy=FsyncPolicy("never"))
+    log.append([(3, b"x")])
+    io.arm("fdatasync", errno.EIO)
+    with pytest.raises(WalIoError):
+        log.sync()
+    log.append([(3, b"y")])  # lax policy: the log keeps working
+    io.arm("fdatasync", errno.EIO)
+    with pytest.raises(WalIoError):
+        log.close()
+    with pytest.raises(WalIoError):
+        log.append([(3, b"z")])
+    log.close()
+    with Wal.open(tmp_path) as again:
+        assert len(list(again.entries())) == 2
+
+
+def test_open_reports_io_errors_as_wal_io_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(WalIoError):
+        Wal.open(blocker / "wal")
+    io = FaultyIO()
+    io.arm("fsync_dir", errno.EIO)
+    with pytest.raises(WalIoError):
+        Wal.open(tmp_path / "wal", fileio=io)
+    assert os.path.isdir(tmp_path / "wal")
