@@ -109,6 +109,8 @@ class Core:
         self._unpublished: deque[Published] = deque()
         self._waits = store.waits_for_disk
         self._needs_recovery = False
+        self._rollbacks = 0  # bumped whenever memory is rolled back to the durable log
+        self._maintenance = threading.Lock()  # compaction, snapshots and flush, one at a time
         self.state = self._load()
         if self._waits:
             store.add_visible_listener(self._publish_upto)
@@ -140,6 +142,7 @@ class Core:
             except WalIoError as again:
                 log.error("WAL recovery failed: %s; writes are refused until it succeeds", again)
                 self._needs_recovery = True
+            self._rollbacks += 1
             visible = self._store.visible_end
             self._unpublished = deque(p for p in self._unpublished if p[0] < visible)
             self.state = self._load(end=visible)
@@ -294,7 +297,7 @@ class Core:
         return BatchResult(items), wait
 
     def flush_all(self) -> FlushAllResult:
-        with self._lock:
+        with self._maintenance, self._lock:
             self._ensure_writable()
             self._store.reset(Checkpoint(self._clock()))
             instances, machines = self.state.clear()
@@ -376,9 +379,13 @@ class Core:
             return capture_checkpoint(self.state, self._store.head)
 
     def compact(self, force_snapshot: bool) -> CompactResult:
-        data = self.checkpoint_data()
-        self._store.sync()
-        return self._store.compact(data, force_snapshot)
+        with self._maintenance:
+            rollbacks = self._rollbacks
+            data = self.checkpoint_data()
+            self._store.sync()
+            if rollbacks != self._rollbacks or self._store.visible_end < data.offset:
+                raise WalIoError("compaction aborted: the log was rolled back while it ran")
+            return self._store.compact(data, force_snapshot)
 
     def snapshot_instance(self, instance_id: str) -> SnapshotResult:
         instance = self.live_instance(instance_id)
@@ -394,7 +401,8 @@ class Core:
             "wal_offset": instance.last_wal_offset,
             "created_at": self._clock(),
         }
-        _, size, checksum = self._store.write_instance_snapshot(body)
+        with self._maintenance:
+            _, size, checksum = self._store.write_instance_snapshot(body)
         return SnapshotResult(instance.id, snapshot_id, instance.last_wal_offset, size, checksum)
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from pyrstmdb.config import CompactionConfig, Config
 from pyrstmdb.core import Core
 from pyrstmdb.engine.commands import (
     ApplyEvent,
@@ -52,6 +53,7 @@ from pyrstmdb.results import (
     WalReadResult,
     WalStatsResult,
 )
+from pyrstmdb.storage.compaction import AutoCompactor
 from pyrstmdb.storage.policy import FsyncPolicy
 from pyrstmdb.storage.store import MemoryStore, Store
 
@@ -132,6 +134,8 @@ class Database:
         max_machine_versions: int = 0,
         idempotency_ttl_secs: int = 86_400,
         idempotency_max_keys: int = 1_000_000,
+        compaction: CompactionConfig | None = None,
+        compaction_check_secs: float = 10.0,
         clock: Callable[[], int] | None = None,
     ) -> None:
         policy = (
@@ -157,6 +161,29 @@ class Database:
             idempotency_max_keys=idempotency_max_keys,
         )
         self._closed = False
+        self._compactor: AutoCompactor | None = None
+        if path is not None and compaction is not None and compaction.automatic:
+            self._compactor = AutoCompactor(
+                compaction,
+                self._core.wal_stats,
+                lambda: self._core.compact(True),
+                check_secs=compaction_check_secs,
+            )
+            self._compactor.start()
+
+    @classmethod
+    def from_config(cls, config: Config) -> Database:
+        """The durable database a server runs, as configured (OPERATIONS §2)."""
+        storage = config.storage
+        return cls(
+            storage.data_dir,
+            fsync_policy=storage.fsync_policy,
+            wal_segment_size_mb=storage.wal_segment_size_mb,
+            max_machine_versions=storage.max_machine_versions,
+            idempotency_ttl_secs=storage.idempotency_ttl_secs,
+            idempotency_max_keys=storage.idempotency_max_keys,
+            compaction=config.compaction,
+        )
 
     # -- plumbing ----------------------------------------------------------------
     @property
@@ -183,6 +210,8 @@ class Database:
         """Flush and release the store; the same path can then be opened again."""
         if not self._closed:
             self._closed = True
+            if self._compactor is not None:
+                self._compactor.stop()
             self._core.close()
 
     def __enter__(self) -> Database:

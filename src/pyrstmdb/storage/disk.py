@@ -1,0 +1,290 @@
+"""The durable store: WAL segments plus checkpoints in a data directory.
+
+Layout (STORAGE §1)::
+
+    <data_dir>/wal/<16 hex>.wal          records (storage.wal)
+    <data_dir>/snapshots/checkpoint-*.ckpt, index.json, snap-<uuid>.snap   (storage.snapshot)
+
+Records are encoded as their STORAGE §3.3 JSON entry. The records of an atomic
+batch are appended together; every one but the last carries
+``"batch_continues": true``, and an incomplete batch at the end of the log
+(a crash in the middle of its write) is cut at open like a torn tail, so an
+atomic batch is all-or-nothing across crashes too.
+
+Opening loads the newest checkpoint and replays the records after it. A
+checkpoint older than a FLUSH_ALL (whose ``checkpoint`` record starts the log)
+is ignored; a log that no longer reaches back to the checkpoint is refused.
+
+Raises ``CorruptionError`` (naming file and byte) for damaged data,
+``WalIoError`` for I/O failures, ``BadRequest`` for unencodable records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from pyrstmdb.engine.records import CHECKPOINT, Record, from_entry, type_code
+from pyrstmdb.errors import BadRequest, CorruptionError, WalIoError
+from pyrstmdb.results import CompactResult, IoStats, WalReadResult, WalRecord, WalStatsResult
+from pyrstmdb.storage.policy import FsyncPolicy
+from pyrstmdb.storage.snapshot import (
+    InstanceSnapshots,
+    checkpoint_files,
+    load_latest_checkpoint,
+    remove_files,
+    write_checkpoint,
+)
+from pyrstmdb.storage.store import READ_BUDGET_BYTES, CheckpointData, Logged
+from pyrstmdb.storage.wal import (
+    FileIO,
+    Wal,
+    WalEntry,
+    offset_position,
+    offset_segment,
+    segment_name,
+)
+
+log = logging.getLogger("pyrstmdb.storage")
+
+BATCH_CONTINUES = "batch_continues"
+# JSON around each WAL_READ record: {"sequence":…,"offset":…,"entry":…},
+_RECORD_OVERHEAD = 64
+_DELETED = 9  # index of ``deleted`` in a checkpoint instance row
+_LAST_OFFSET = 6  # index of ``last_wal_offset``
+
+
+def _encode(record: Record, continues: bool = False) -> tuple[int, bytes]:
+    entry = record.to_entry()
+    if continues:
+        entry[BATCH_CONTINUES] = True
+    try:
+        return type_code(record), orjson.dumps(entry)
+    except TypeError as err:
+        raise BadRequest(f"invalid request: value is not JSON: {err}") from None
+
+
+class DiskStore:
+    """``Store`` over a data directory (see module docstring)."""
+
+    def __init__(self, data_dir: str, wal: Wal, policy: FsyncPolicy) -> None:
+        self.data_dir = data_dir
+        self.snapshot_dir = os.path.join(data_dir, "snapshots")
+        self._wal = wal
+        self.waits_for_disk = policy.waits_for_disk
+        self._snapshots = InstanceSnapshots(self.snapshot_dir)
+        self._covered: dict[str, int] = {}
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str,
+        *,
+        policy: FsyncPolicy | None = None,
+        segment_size: int = 64 * 1024 * 1024,
+        fileio: FileIO | None = None,
+    ) -> DiskStore:
+        policy = policy or FsyncPolicy()
+        wal_dir = os.path.join(data_dir, "wal")
+        try:
+            os.makedirs(wal_dir, exist_ok=True)
+            os.makedirs(os.path.join(data_dir, "snapshots"), exist_ok=True)
+        except OSError as err:
+            raise WalIoError(f"cannot create data directory {data_dir}: {err}") from err
+        wal = Wal.open(wal_dir, segment_size=segment_size, policy=policy, fileio=fileio)
+        try:
+            return cls(data_dir, wal, policy)
+        except BaseException:
+            wal.close()
+            raise
+
+    # -- positions -------------------------------------------------------------
+    @property
+    def head(self) -> int:
+        return self._wal.head
+
+    @property
+    def visible_end(self) -> int:
+        return self._wal.durable_end if self.waits_for_disk else self._wal.head
+
+    @property
+    def history_start(self) -> int:
+        return self._wal.first_offset
+
+    @property
+    def wal(self) -> Wal:
+        return self._wal
+
+    # -- opening -----------------------------------------------------------------
+    def open_state(self) -> tuple[CheckpointData | None, Iterator[Logged]]:
+        checkpoint = self._usable_checkpoint()
+        if checkpoint is not None:
+            self._covered = {row[0]: row[_LAST_OFFSET] for row in checkpoint.instances}
+        start = 0 if checkpoint is None else checkpoint.offset
+        return checkpoint, self._replay(start)
+
+    def _usable_checkpoint(self) -> CheckpointData | None:
+        checkpoint = load_latest_checkpoint(self.snapshot_dir)
+        if checkpoint is None:
+            return None
+        first = next(self._wal.entries(self._wal.first_offset), None)
+        if (
+            first is not None
+            and first.type_code == CHECKPOINT
+            and first.offset >= checkpoint.offset
+        ):
+            log.info("ignoring checkpoint from before the last FLUSH_ALL")
+            remove_files(
+                self.snapshot_dir, [name for _, name in checkpoint_files(self.snapshot_dir)]
+            )
+            return None
+        oldest = self._wal.segments()[0].segment_id if self._wal.segments() else None
+        if oldest is not None and oldest > offset_segment(checkpoint.offset):
+            raise CorruptionError(
+                "WAL segments between the checkpoint and the log are missing",
+                os.path.join(self.data_dir, "wal", segment_name(oldest)),
+                0,
+            )
+        return checkpoint
+
+    def _decode(self, entry: WalEntry, default_ts: int) -> tuple[Record | None, bool]:
+        try:
+            body = orjson.loads(entry.payload)
+            record = from_entry(entry.type_code, body, default_ts)
+        except (orjson.JSONDecodeError, ValueError) as err:
+            raise CorruptionError(
+                f"unreadable record payload ({err})",
+                os.path.join(self.data_dir, "wal", segment_name(offset_segment(entry.offset))),
+                offset_position(entry.offset),
+            ) from None
+        return record, body.get(BATCH_CONTINUES) is True
+
+    def _replay(self, start: int) -> Iterator[Logged]:
+        default_ts = time.time_ns() // 1_000_000
+        held: list[Logged] = []
+        for entry in self._wal.entries(start):
+            record, continues = self._decode(entry, default_ts)
+            if record is None:
+                continue
+            item = Logged(entry.sequence, entry.offset, record)
+            if continues:
+                held.append(item)
+                continue
+            if held:
+                yield from held
+                held.clear()
+            yield item
+        if held:
+            self._cut_incomplete_batch(held)
+
+    def _cut_incomplete_batch(self, held: list[Logged]) -> None:
+        offset = held[0].offset
+        log.warning(
+            "the log ends inside an atomic batch (%d of its records written before a crash); "
+            "cutting them at %s byte %d",
+            len(held),
+            segment_name(offset_segment(offset)),
+            offset_position(offset),
+        )
+        self._wal.truncate_to(offset)
+
+    # -- writing -----------------------------------------------------------------
+    def append(self, records: Sequence[Record], atomic: bool = False) -> list[int]:
+        last = len(records) - 1
+        items = [_encode(r, atomic and i < last) for i, r in enumerate(records)]
+        return self._wal.append(items)
+
+    def append_one(self, record: Record) -> int:
+        return self._wal.append([_encode(record)])[0]
+
+    def wait_visible(self, offset: int) -> None:
+        self._wal.wait_durable(offset)
+
+    def when_visible(self, offset: int, callback: Callable[[WalIoError | None], None]) -> None:
+        self._wal.when_durable(offset, callback)
+
+    def add_visible_listener(self, fn: Callable[[int], None]) -> None:
+        self._wal.add_durable_listener(fn)
+
+    def set_failure_handler(self, fn: Callable[[WalIoError], None]) -> None:
+        self._wal.set_failure_handler(fn)
+
+    def recover_after_failure(self) -> None:
+        self._wal.recover_after_failure()
+
+    def sync(self) -> None:
+        self._wal.sync()
+
+    # -- reading -----------------------------------------------------------------
+    def read(self, from_offset: int, limit: int | None) -> WalReadResult:
+        entries, _ = self._wal.read(from_offset, limit, READ_BUDGET_BYTES)
+        records: list[WalRecord] = []
+        used = 0
+        for entry in entries:
+            used += len(entry.payload) + _RECORD_OVERHEAD
+            if records and used > READ_BUDGET_BYTES:
+                break
+            records.append(WalRecord(entry.sequence, entry.offset, orjson.loads(entry.payload)))
+        next_offset = records[-1].offset + 1 if records else None
+        return WalReadResult(records, next_offset)
+
+    def logged_from(self, from_offset: int, end: int) -> Iterator[Logged]:
+        default_ts = time.time_ns() // 1_000_000
+        for entry in self._wal.entries(from_offset, end):
+            record, _ = self._decode(entry, default_ts)
+            if record is not None:
+                yield Logged(entry.sequence, entry.offset, record)
+
+    def stats(self) -> WalStatsResult:
+        s = self._wal.stats()
+        return WalStatsResult(
+            s.entry_count,
+            s.segment_count,
+            s.total_size_bytes,
+            s.latest_offset,
+            IoStats(s.bytes_written, s.bytes_read, s.writes, s.reads, s.fsyncs),
+        )
+
+    # -- snapshots and compaction ------------------------------------------------------
+    def compact(self, data: CheckpointData, force: bool) -> CompactResult:
+        """Write a checkpoint of ``data`` and delete the segments it covers.
+
+        ``data.offset`` must be durable (the caller syncs first). Every instance
+        whose state changed since the previous checkpoint counts as a snapshot
+        created; deleted instances stay in the checkpoint (their ids remain
+        taken) but lose their per-instance snapshot files.
+        """
+        covered = {row[0]: row[_LAST_OFFSET] for row in data.instances}
+        created = sum(1 for key, off in covered.items() if self._covered.get(key) != off)
+        write_checkpoint(self.snapshot_dir, data, time.time_ns() // 1_000_000)
+        self._covered = covered
+        deleted_ids = [row[0] for row in data.instances if row[_DELETED]]
+        self._snapshots.forget(deleted_ids)
+        segments, reclaimed = self._wal.drop_segments_before(offset_segment(data.offset))
+        return CompactResult(
+            snapshots_created=created,
+            segments_deleted=segments,
+            bytes_reclaimed=reclaimed,
+            total_snapshots=len(covered),
+            wal_segments=len(self._wal.segments()),
+        )
+
+    def write_instance_snapshot(self, body: dict[str, Any]) -> tuple[str, int, str]:
+        size, checksum = self._snapshots.write(body)
+        return body["snapshot_id"], size, checksum
+
+    def reset(self, record: Record) -> int:
+        code, payload = _encode(record)
+        offset = self._wal.reset(code, payload)
+        remove_files(self.snapshot_dir, [name for _, name in checkpoint_files(self.snapshot_dir)])
+        self._snapshots.clear()
+        self._covered = {}
+        return offset
+
+    def close(self) -> None:
+        self._wal.close()
