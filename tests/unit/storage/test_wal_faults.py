@@ -270,3 +270,44 @@ def test_open_reports_io_errors_as_wal_io_errors(tmp_path: Path) -> None:
     with pytest.raises(WalIoError):
         Wal.open(tmp_path / "wal", fileio=io)
     assert os.path.isdir(tmp_path / "wal")
+
+
+def test_failure_handler_may_recover_the_log_at_once(tmp_path: Path) -> None:
+    io = FaultyIO()
+    recovered = threading.Event()
+    with Wal.open(tmp_path, fileio=io) as log:
+
+        def handler(error: WalIoError) -> None:
+            log.recover_after_failure()  # from the flusher thread, inside the handler
+            recovered.set()
+
+        log.set_failure_handler(handler)
+        log.wait_durable(log.append([(3, payload(0))])[0])
+        io.arm("fdatasync", errno.EIO)
+        (off,) = log.append([(3, payload(1))])
+        with pytest.raises(WalIoError):
+            log.wait_durable(off, timeout=5)
+        assert recovered.wait(5)
+        (again,) = log.append([(3, payload(2))])
+        assert again == off
+        log.wait_durable(again, timeout=5)
+        assert [e.payload for e in log.entries()] == [payload(0), payload(2)]
+
+
+def test_callbacks_and_listeners_may_call_back_into_the_log(tmp_path: Path) -> None:
+    with Wal.open(tmp_path) as log:
+        seen: list[int] = []
+
+        def listener(end: int) -> None:
+            seen.append(end)
+            if len(seen) == 1:
+                log.sync()  # re-enters the round from the flusher thread
+
+        log.add_durable_listener(listener)
+        calls: list[WalIoError | None] = []
+        (off,) = log.append([(3, b"a")])
+        log.when_durable(off, lambda err: (calls.append(err), log.stats()))
+        log.wait_durable(off, timeout=5)
+        assert _eventually(lambda: calls == [None])
+        log.wait_durable(log.append([(3, b"b")])[0], timeout=5)
+        assert seen and seen == sorted(seen)

@@ -1,0 +1,155 @@
+"""The append path: write records to the active segment (rotating as needed) and commit.
+
+Bytes are written first, with one ``write`` per segment touched; only when every write
+succeeded are sequence numbers, positions and counters advanced, under the state lock.
+After a failure the written bytes are cut away again and ``WalIoError`` is raised; if they
+cannot be cut, the log refuses appends until a later attempt succeeds.
+
+Callers serialise appends; the flusher may run concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+from pyrstmdb.errors import WalIoError
+
+from .fileio import write_fully
+from .layout import HEADER_SIZE, POSITION_BITS, encode_offset, parse_segment_name
+from .record import check_items, encode_header
+from .segment import Segment
+from .state import LogState, quietly
+from .writer import Placement, plan_batch, write_groups
+
+log = logging.getLogger("pyrstmdb.wal")
+
+
+def append(state: LogState, items: Sequence[tuple[int, bytes]]) -> list[int]:
+    """Write records (type code, payload) and return their offsets."""
+    if not items:
+        return []
+    check_items(items)
+    if state.closed or state.broken_tail or state.durability.error is not None:
+        ensure_writable(state)
+    active = state.segments[-1]
+    if len(items) == 1:
+        type_code, payload = items[0]
+        size = HEADER_SIZE + len(payload)
+        if active.size == 0 or active.size + size <= state.segment_size:
+            return [_append_one(state, active, type_code, payload, size)]
+    return _append_batch(state, active, items)
+
+
+def ensure_writable(state: LogState) -> None:
+    """Raise ``WalIoError`` unless the log can take appends (retrying a pending repair)."""
+    if state.closed:
+        raise WalIoError("the WAL is closed")
+    error = state.durability.error
+    if error is not None:
+        raise WalIoError(
+            f"the WAL is in a failed state ({error.message}); it must be recovered first"
+        )
+    if state.broken_tail:
+        try:
+            repair_tail(state)
+        except OSError as exc:
+            raise WalIoError(f"the WAL cannot remove a failed write: {exc}") from exc
+
+
+def _append_one(state: LogState, active: Segment, type_code: int, payload: bytes, size: int) -> int:
+    """The common case: one record that fits in the active segment."""
+    position = active.size
+    record = encode_header(type_code, payload, state.next_sequence) + payload
+    try:
+        write_fully(state.io, state.fd, record)
+    except OSError as exc:
+        _undo(state, Placement())
+        raise WalIoError(f"WAL write failed: {exc}") from exc
+    offset = (active.segment_id << POSITION_BITS) | position
+    with state.lock:
+        active.note_record(position)
+        active.size = position + size
+        state.head = offset + size
+        state.next_sequence += 1
+        counters = state.counters
+        counters.writes += 1
+        counters.bytes_written += size
+        _after_write(state, rotated=False)
+    return offset
+
+
+def _append_batch(
+    state: LogState, active: Segment, items: Sequence[tuple[int, bytes]]
+) -> list[int]:
+    batch = plan_batch(items, state.next_sequence, active.size, state.segment_size)
+    placement = Placement()
+    try:
+        head = (active.segment_id, state.fd, active.size)
+        write_groups(state.io, state.directory, head, items, batch, placement)
+    except OSError as exc:
+        _undo(state, placement)
+        raise WalIoError(f"WAL write failed: {exc}") from exc
+    with state.lock:
+        for segment_id, path, fd in placement.new_segments:
+            state.unsynced_fds.append((state.segments[-1].segment_id, state.fd))
+            state.segments.append(Segment(segment_id, path))
+            state.fd = fd
+            state.dir_dirty = True
+        _place(state, placement)
+        state.head = state.active_head()
+        state.next_sequence += len(items)
+        state.counters.writes += len(items)
+        state.counters.bytes_written += batch.total
+        _after_write(state, rotated=bool(placement.new_segments))
+    return [encode_offset(segment_id, pos) for segment_id, pos in placement.positions]
+
+
+def _place(state: LogState, placement: Placement) -> None:
+    touched = state.segments[-1 - len(placement.new_segments) :]
+    by_id = {segment.segment_id: segment for segment in touched}
+    for segment_id, position in placement.positions:
+        by_id[segment_id].note_record(position)
+    for segment_id, end in placement.ends.items():
+        by_id[segment_id].size = end
+
+
+def _after_write(state: LogState, *, rotated: bool) -> None:
+    """Note unsynced data and wake the flusher when the policy wants it (lock held)."""
+    was_clean = state.dirty_since is None
+    if was_clean:
+        state.dirty_since = time.monotonic()
+    if not state.has_flusher:
+        return
+    kind = state.policy.kind
+    if rotated or kind == "every_write" or (kind == "every_ms" and was_clean):
+        state.wake.notify()
+    elif kind == "every_n":
+        unsynced = state.next_sequence - 1 - state.durability.sequence
+        if unsynced >= max(1, state.policy.amount):
+            state.wake.notify()
+
+
+def _undo(state: LogState, placement: Placement) -> None:
+    """Remove what a failed append wrote; on failure, leave the tail marked broken."""
+    for _segment_id, path, fd in placement.new_segments:
+        quietly(state.io.close, fd)
+        quietly(state.io.unlink, path)
+    try:
+        repair_tail(state)
+    except OSError as exc:
+        state.broken_tail = True
+        log.error("WAL: cannot remove the bytes of a failed write: %s", exc)
+
+
+def repair_tail(state: LogState) -> None:
+    """Cut the active segment to its committed size and delete segment files beyond it."""
+    active = state.segments[-1]
+    state.io.ftruncate(state.fd, active.size)
+    for name in state.io.listdir(state.directory):
+        segment_id = parse_segment_name(name)
+        if segment_id is not None and segment_id > active.segment_id:
+            state.io.unlink(os.path.join(state.directory, name))
+    state.broken_tail = False

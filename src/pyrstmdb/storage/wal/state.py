@@ -1,0 +1,101 @@
+"""The mutable state of an open log, shared by the modules that act on it.
+
+:class:`LogState` holds the segment list, the active segment's descriptor, the finished
+segments still awaiting their fsync, positions, counters, flags and the two locks:
+
+* ``lock`` guards every field here and is held only briefly, never across a system call
+  that may block on the disk; ``wake`` (a condition on the same lock) wakes the flusher.
+* ``round_lock`` serialises fsync rounds and every operation that closes descriptors or
+  deletes files, so an fsync never meets a closed or reused descriptor. It is reentrant:
+  durability callbacks and listeners run while a round holds it, and may call back into
+  the log from that thread.
+
+Lock order: ``round_lock`` before ``lock``. Raises nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pyrstmdb.errors import WalIoError
+from pyrstmdb.storage.policy import FsyncPolicy
+
+from .durability import Durability
+from .fileio import FileIO
+from .layout import POSITION_BITS
+from .segment import Segment
+
+log = logging.getLogger("pyrstmdb.wal")
+
+
+@dataclass(slots=True)
+class Counters:
+    """I/O counters since the log was opened (STORAGE §7)."""
+
+    writes: int = 0
+    bytes_written: int = 0
+    fsyncs: int = 0
+    reads: int = 0
+    bytes_read: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class LogState:
+    """Everything an open log knows and changes; see the module docstring for locking."""
+
+    directory: str
+    io: FileIO
+    policy: FsyncPolicy
+    segment_size: int
+    segments: list[Segment]
+    fd: int
+    durability: Durability
+    next_sequence: int
+    head: int = 0
+    unsynced_fds: list[tuple[int, int]] = field(default_factory=list)  # (segment id, fd)
+    dir_dirty: bool = False
+    dirty_since: float | None = None  # monotonic time of the oldest unsynced write
+    retry_at: float | None = None  # after a failed background fsync (lax policies)
+    broken_tail: bool = False  # bytes of a failed write could not be removed yet
+    closed: bool = False
+    has_flusher: bool = False
+    failure_handler: Callable[[WalIoError], None] | None = None
+    counters: Counters = field(default_factory=Counters)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    round_lock: threading.RLock = field(default_factory=threading.RLock)
+    wake: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.wake = threading.Condition(self.lock)
+        self.head = self.active_head()
+
+    @property
+    def active(self) -> Segment:
+        return self.segments[-1]
+
+    def active_head(self) -> int:
+        active = self.segments[-1]
+        return (active.segment_id << POSITION_BITS) | active.size
+
+    def take_unsynced_fd(self, segment_id: int) -> int | None:
+        """Remove and return the descriptor kept open for a finished segment, if any."""
+        for item in self.unsynced_fds:
+            if item[0] == segment_id:
+                self.unsynced_fds.remove(item)
+                return item[1]
+        return None
+
+    def close_quietly(self, fd: int) -> None:
+        quietly(self.io.close, fd)
+
+
+def quietly(call: Callable[..., object], *args: object) -> None:
+    """Run a clean-up call whose failure can only be logged."""
+    try:
+        call(*args)
+    except OSError as exc:
+        name = getattr(call, "__name__", repr(call))
+        log.debug("WAL clean-up call %s%r failed: %s", name, args, exc)

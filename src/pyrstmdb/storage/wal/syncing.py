@@ -1,0 +1,144 @@
+"""Fsync rounds: take everything written so far, make it durable, then tell the waiters.
+
+A round snapshots (under the state lock) the head, the finished segments awaiting their
+fsync and whether the directory changed; then, holding only the round lock, it fsyncs the
+finished segments, the directory and the active segment, in that order, so a record is
+never declared durable before the segments and directory entries it depends on. Finally
+it advances the durable end, which wakes every waiter the round covered. Concurrent
+writers therefore share one ``fdatasync`` (group commit).
+
+A failed round raises ``WalIoError``. Under ``every_write`` it first fails every waiter,
+puts the log in the failed state and (for the flusher) calls the failure handler; under
+the other policies it logs a warning and schedules a retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from pyrstmdb.errors import WalIoError
+
+from .flusher import Backlog
+from .state import LogState
+
+log = logging.getLogger("pyrstmdb.wal")
+
+#: Wait before retrying a failed background fsync under the lax policies.
+RETRY_DELAY: Final = 0.5
+
+
+@dataclass(slots=True)
+class _Round:
+    """One round's snapshot: what to sync and what it will make durable."""
+
+    target: int
+    sequence: int
+    active_fd: int | None
+    finished: list[tuple[int, int]]
+    directory: bool
+    dirty_since: float | None
+
+
+def backlog(state: LogState) -> Backlog:
+    """What awaits an fsync; called by the flusher with the state lock held."""
+    durability = state.durability
+    return Backlog(
+        unsynced_records=state.next_sequence - 1 - durability.sequence,
+        unsynced=state.head > durability.end,
+        chores=bool(state.unsynced_fds) or state.dir_dirty,
+        dirty_since=state.dirty_since,
+        failed=durability.error is not None or state.closed,
+        retry_at=state.retry_at,
+    )
+
+
+def sync_round(state: LogState, *, background: bool, force: bool) -> None:
+    """Run one round; ``force`` fsyncs the active segment even with nothing new."""
+    with state.round_lock:
+        plan = _plan(state, force)
+        if plan is None:
+            return
+        try:
+            _run(state, plan)
+        except OSError as exc:
+            error = _failed(state, plan, exc)
+        else:
+            _finish(state, plan)
+            return
+    handler = state.failure_handler
+    if background and state.policy.waits_for_disk and handler is not None:
+        try:
+            handler(error)  # outside the round lock: it may recover the log at once
+        except Exception:
+            log.exception("WAL failure handler failed")
+    raise error
+
+
+def fsync_directory(state: LogState) -> None:
+    """Fsync the log's directory now (callers hold the round lock)."""
+    state.io.fsync_dir(state.directory)
+    state.counters.fsyncs += 1
+
+
+def _plan(state: LogState, force: bool) -> _Round | None:
+    with state.lock:
+        if state.closed:
+            return None
+        target = state.head
+        unsynced = target > state.durability.end
+        plan = _Round(
+            target=target,
+            sequence=state.next_sequence - 1,
+            active_fd=state.fd if unsynced or force else None,
+            finished=list(state.unsynced_fds),
+            directory=state.dir_dirty,
+            dirty_since=state.dirty_since,
+        )
+        if plan.active_fd is None and not plan.finished and not plan.directory:
+            return None
+        state.dir_dirty = False
+        state.dirty_since = None
+        return plan
+
+
+def _run(state: LogState, plan: _Round) -> None:
+    io = state.io
+    counters = state.counters
+    for _segment_id, fd in plan.finished:
+        io.fdatasync(fd)
+        counters.fsyncs += 1
+    if plan.directory:
+        io.fsync_dir(state.directory)
+        counters.fsyncs += 1
+    if plan.active_fd is not None:
+        io.fdatasync(plan.active_fd)
+        counters.fsyncs += 1
+
+
+def _finish(state: LogState, plan: _Round) -> None:
+    with state.lock:
+        for item in plan.finished:
+            state.unsynced_fds.remove(item)
+        state.retry_at = None
+    for _segment_id, fd in plan.finished:
+        state.close_quietly(fd)
+    state.durability.advance(plan.target, plan.sequence)
+
+
+def _failed(state: LogState, plan: _Round, exc: OSError) -> WalIoError:
+    """Undo the round's claims; fail the waiters (every_write) or schedule a retry."""
+    error = WalIoError(f"WAL fsync failed: {exc}")
+    error.__cause__ = exc
+    with state.lock:
+        state.dir_dirty = state.dir_dirty or plan.directory
+        if state.dirty_since is None:
+            state.dirty_since = plan.dirty_since
+    if state.policy.waits_for_disk:
+        state.durability.fail(error, enter_failed_state=True)
+    else:
+        log.warning("WAL background fsync failed, will retry: %s", exc)
+        state.retry_at = time.monotonic() + RETRY_DELAY
+    return error
