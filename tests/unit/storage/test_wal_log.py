@@ -287,3 +287,59 @@ def test_two_logs_in_the_same_process_after_close(tmp_path: Path) -> None:
             log.append([(3, payload(round_number))])
     with Wal.open(tmp_path) as log:
         assert [e.payload for e in log.entries()] == [payload(i) for i in range(3)]
+
+
+def test_entries_across_small_read_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrstmdb.storage.wal import segment as segment_module
+
+    monkeypatch.setattr(segment_module, "READ_CHUNK", 300)
+    with Wal.open(tmp_path, policy=FsyncPolicy("never")) as log:
+        sizes = [16, 200, 1500, 40, 290, 17, 700, 30] * 5
+        offsets = [log.append([(3, payload(i, size))])[0] for i, size in enumerate(sizes)]
+        got = list(log.entries())
+        assert [e.offset for e in got] == offsets
+        assert [e.payload for e in got] == [payload(i, s) for i, s in enumerate(sizes)]
+        for start in (3, 17, 33):
+            assert [e.offset for e in log.entries(offsets[start] - 1)] == offsets[start:]
+        assert [e.offset for e in log.entries(offsets[5], offsets[9])] == offsets[5:9]
+
+
+def test_damage_found_while_reading_raises_corruption(tmp_path: Path) -> None:
+    from pyrstmdb.errors import CorruptionError
+
+    with Wal.open(tmp_path, policy=FsyncPolicy("never")) as log:
+        offsets = _fill(log, 5)
+        log.sync()
+        path = seg_path(tmp_path, 1)
+        data = bytearray(path.read_bytes())
+        position = offsets[3] & ((1 << 40) - 1)
+        data[position + 30] ^= 0xFF
+        path.write_bytes(bytes(data))
+        with pytest.raises(CorruptionError) as info:
+            list(log.entries())
+        assert info.value.path == str(path)
+        assert info.value.position == position
+        assert [e.offset for e in log.entries(0, offsets[3])] == offsets[:3]
+
+
+def test_reading_while_another_thread_appends(tmp_path: Path) -> None:
+    import threading
+
+    with Wal.open(tmp_path, policy=FsyncPolicy("never"), segment_size=2048) as log:
+        stop = threading.Event()
+
+        def writer() -> None:
+            i = 0
+            while not stop.is_set():
+                log.append([(3, payload(i))])
+                i += 1
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            for _ in range(50):
+                sequences = [e.sequence for e in log.entries()]
+                assert sequences == list(range(1, len(sequences) + 1))
+        finally:
+            stop.set()
+            thread.join()

@@ -32,15 +32,16 @@ def append(state: LogState, items: Sequence[tuple[int, bytes]]) -> list[int]:
     if not items:
         return []
     check_items(items)
-    if state.closed or state.broken_tail or state.durability.error is not None:
-        ensure_writable(state)
-    active = state.segments[-1]
-    if len(items) == 1:
-        type_code, payload = items[0]
-        size = HEADER_SIZE + len(payload)
-        if active.size == 0 or active.size + size <= state.segment_size:
-            return [_append_one(state, active, type_code, payload, size)]
-    return _append_batch(state, active, items)
+    with state.write_lock:
+        if state.closed or state.broken_tail or state.durability.error is not None:
+            ensure_writable(state)
+        active = state.segments[-1]
+        if len(items) == 1:
+            type_code, payload = items[0]
+            size = HEADER_SIZE + len(payload)
+            if active.size == 0 or active.size + size <= state.segment_size:
+                return [_append_one(state, active, type_code, payload, size)]
+        return _append_batch(state, active, items)
 
 
 def ensure_writable(state: LogState) -> None:

@@ -234,9 +234,10 @@ class Wal:
         so offsets and sequences keep increasing. Returns the record's offset.
         """
         check_items([(type_code, payload)])
-        appender.ensure_writable(self._state)
-        self.sync()
-        return upkeep.reset(self._state, type_code, payload)
+        with self._state.write_lock:
+            appender.ensure_writable(self._state)
+            self.sync()
+            return upkeep.reset(self._state, type_code, payload)
 
     def close(self) -> None:
         """Stop the flusher, fsync everything written, close the files. Idempotent.
@@ -248,21 +249,18 @@ class Wal:
         if state.closed:
             return
         if self._flusher is not None:
-            self._flusher.stop()
-        error: WalIoError | None = None
-        try:
-            if state.durability.error is not None or state.broken_tail:
-                rollback.recover_after_failure(state)
-            syncing.sync_round(state, background=False, force=True)
-        except WalIoError as exc:
-            error = exc
-        with state.round_lock:
-            with state.lock:
-                state.closed = True
-                fds = [state.fd, *(fd for _id, fd in state.unsynced_fds)]
-                state.unsynced_fds = []
-            for fd in fds:
-                state.close_quietly(fd)
+            self._flusher.stop()  # before taking locks: its failure handler may need them
+        with state.write_lock:
+            if state.closed:
+                return
+            error = _final_sync(state)
+            with state.round_lock:
+                with state.lock:
+                    state.closed = True
+                    fds = [state.fd, *(fd for _id, fd in state.unsynced_fds)]
+                    state.unsynced_fds = []
+                for fd in fds:
+                    state.close_quietly(fd)
         state.durability.fail(WalIoError("the WAL is closed"), enter_failed_state=True)
         if error is not None:
             raise error
@@ -272,6 +270,17 @@ class Wal:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _final_sync(state: LogState) -> WalIoError | None:
+    """Fsync everything written (discarding the undurable part after a failure)."""
+    try:
+        if state.durability.error is not None or state.broken_tail:
+            rollback.recover_after_failure(state)
+        syncing.sync_round(state, background=False, force=True)
+    except WalIoError as exc:
+        return exc
+    return None
 
 
 def _open_state(

@@ -25,7 +25,7 @@ def recover_after_failure(state: LogState) -> None:
 
     Without a failed fsync this only retries removing the bytes of a failed write.
     """
-    with state.round_lock:
+    with state.write_lock, state.round_lock:
         try:
             if state.durability.error is None:
                 if state.broken_tail:

@@ -10,7 +10,11 @@ segments still awaiting their fsync, positions, counters, flags and the two lock
   durability callbacks and listeners run while a round holds it, and may call back into
   the log from that thread.
 
-Lock order: ``round_lock`` before ``lock``. Raises nothing.
+* ``write_lock`` serialises the operations that move the head (append, reset, recovery
+  after a failure), so a recovery started from the flusher thread cannot interleave with
+  an append even if the caller forgot to serialise them.
+
+Lock order: ``write_lock``, then ``round_lock``, then ``lock``. Raises nothing.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class LogState:
     counters: Counters = field(default_factory=Counters)
     lock: threading.Lock = field(default_factory=threading.Lock)
     round_lock: threading.RLock = field(default_factory=threading.RLock)
+    write_lock: threading.RLock = field(default_factory=threading.RLock)
     wake: threading.Condition = field(init=False)
 
     def __post_init__(self) -> None:
