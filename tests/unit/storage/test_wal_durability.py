@@ -264,3 +264,16 @@ def test_group_commit_with_asyncio_tasks(tmp_path: Path) -> None:
         offsets = asyncio.run(main())
         assert all(off < log.durable_end for off in offsets)
         assert io.data_syncs() - baseline <= 300 / 5
+
+
+def test_open_syncs_every_segment_a_previous_run_may_have_left_unsynced(tmp_path: Path) -> None:
+    with Wal.open(tmp_path, policy=FsyncPolicy("never"), segment_size=256) as log:
+        for i in range(8):
+            log.append([(3, payload(i, 76))])
+    io = FaultyIO()
+    with Wal.open(tmp_path, fileio=io, segment_size=256) as log:
+        infos = log.segments()
+        assert len(infos) == 4
+        for info in infos:
+            assert io.synced_size(info.path) == info.size
+        assert log.durable_end == log.head

@@ -343,3 +343,28 @@ def test_reading_while_another_thread_appends(tmp_path: Path) -> None:
         finally:
             stop.set()
             thread.join()
+
+
+def test_truncate_to_discards_the_end_of_the_log(tmp_path: Path) -> None:
+    with Wal.open(tmp_path, segment_size=256) as log:
+        offsets = _fill(log, 10, size=76)  # two records per segment
+        log.wait_durable(offsets[-1])
+        with pytest.raises(ValueError):
+            log.truncate_to(offsets[4] + 1)
+        with pytest.raises(ValueError):
+            log.truncate_to(log.head + 100)
+        log.truncate_to(log.head)  # nothing to cut
+        assert len(list(log.entries())) == 10
+        log.truncate_to(offsets[5])
+        assert [e.offset for e in log.entries()] == offsets[:5]
+        assert log.head == offsets[5] == log.durable_end
+        assert log.next_sequence == 6
+        assert [s.segment_id for s in log.segments()] == [1, 2, 3]
+        assert not seg_path(tmp_path, 4).exists()
+        assert log.stats().total_size_bytes == 500
+        (again,) = log.append([(3, b"again")])
+        assert again == offsets[5]
+        log.wait_durable(again)
+    with Wal.open(tmp_path, segment_size=256) as log:
+        assert log.recovery.torn_bytes == 0
+        assert [e.sequence for e in log.entries()] == [1, 2, 3, 4, 5, 6]

@@ -97,6 +97,19 @@ class Durability:
         for callback in due:
             _run(callback, error)
 
+    def rewind(self, end: int, sequence: int) -> None:
+        """Move the durable end back after records were discarded; fail their waiters."""
+        with self._lock:
+            self.end = min(self.end, end)
+            self.sequence = min(self.sequence, sequence)
+            kept = [entry for entry in self._heap if entry[0] < end]
+            due = [entry[2] for entry in self._heap if entry[0] >= end]
+            heapq.heapify(kept)
+            self._heap = kept
+        error = WalIoError(f"WAL records from offset {end} were discarded")
+        for callback in due:
+            _run(callback, error)
+
     def clear_failure(self) -> None:
         with self._lock:
             self.error = None

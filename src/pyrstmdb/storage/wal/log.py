@@ -5,7 +5,7 @@ waits, reads of record ranges, statistics and upkeep. It never interprets payloa
 work is done by small modules acting on the shared :class:`~.state.LogState`:
 ``appender`` (writes and rotation), ``syncing`` and ``flusher`` (fsync rounds, group
 commit), ``reading`` (ranges), ``upkeep`` (drop, reset) and ``rollback`` (leaving the
-failed state).
+failed state, truncation).
 
 Raises ``WalIoError`` on I/O failure, ``BadRequest`` for records that may not be written
 and ``CorruptionError`` (from ``open`` and reads) for damaged data.
@@ -21,7 +21,7 @@ from pyrstmdb.storage.policy import FsyncPolicy
 
 from . import appender, rollback, syncing, upkeep
 from .durability import Durability
-from .fileio import APPEND_FLAGS, CREATE_FLAGS, FileIO
+from .fileio import APPEND_FLAGS, CREATE_FLAGS, READ_FLAGS, FileIO
 from .flusher import Flusher
 from .layout import DEFAULT_SEGMENT_SIZE, FIRST_SEGMENT_ID, encode_offset, segment_name
 from .model import RecoveryReport, SegmentInfo, WalEntry, WalStats
@@ -35,7 +35,17 @@ _DEFAULT_POLICY = FsyncPolicy()
 
 
 class Wal:
-    """A write-ahead log in one directory. Create it with :meth:`Wal.open`."""
+    """A write-ahead log in one directory. Create it with :meth:`Wal.open`.
+
+    ``append``, ``reset`` and ``recover_after_failure`` are serialised internally (callers
+    usually serialise them as well); reads, statistics, ``wait_durable`` and
+    ``when_durable`` may be called from any thread. Durability callbacks, listeners and
+    the failure handler run in the flusher thread (or at once in the caller's); they
+    should be quick and must not append. The failure handler runs outside every WAL lock
+    and may call ``recover_after_failure`` directly.
+    """
+
+    recovery: RecoveryReport
 
     def __init__(self, state: LogState, recovery: RecoveryReport) -> None:
         self._state = state
@@ -147,6 +157,15 @@ class Wal:
     def recover_after_failure(self) -> None:
         """Discard everything after the durable end and leave the failed state."""
         rollback.recover_after_failure(self._state)
+
+    def truncate_to(self, offset: int) -> None:
+        """Discard every record at or after ``offset`` (a record the log holds).
+
+        For startup, before the log is in use: the head, the durable end and the next
+        sequence number move back. Raises ``ValueError`` for an offset that is not a held
+        record and ``WalIoError`` if the files cannot be cut.
+        """
+        rollback.truncate_to(self._state, offset)
 
     def sync(self) -> None:
         """Fsync everything written so far, in this thread."""
@@ -288,6 +307,8 @@ def _open_state(
 ) -> LogState:
     """Open the active segment, make what recovery found durable, and build the state."""
     segments = recovered.segments or [_create_first_segment(io, directory)]
+    for segment in segments[:-1]:  # cheap when clean; a previous run may not have synced
+        _sync_file(io, segment.path)
     fd = io.open(segments[-1].path, APPEND_FLAGS)
     try:
         io.fdatasync(fd)
@@ -308,6 +329,14 @@ def _open_state(
         durability=Durability(head, last, policy.waits_for_disk),
         next_sequence=last + 1,
     )
+
+
+def _sync_file(io: FileIO, path: str) -> None:
+    fd = io.open(path, READ_FLAGS)
+    try:
+        io.fdatasync(fd)
+    finally:
+        io.close(fd)
 
 
 def _create_first_segment(io: FileIO, directory: str) -> Segment:

@@ -1,4 +1,4 @@
-"""Leaving the failed state: discard everything after the durable end.
+"""Discarding the end of the log: leaving the failed state, and truncating at startup.
 
 After an fsync failed under ``every_write`` nothing past the durable end can be trusted
 (the kernel may have dropped the pages it could not write), and none of it was
@@ -7,6 +7,9 @@ end, truncates the segment holding it, fsyncs file and directory, rewinds the he
 next sequence number, and clears the failed state. It holds the round lock throughout and
 raises ``WalIoError`` if a file cannot be repaired, leaving the log failed (a later call
 retries from where this one stopped).
+
+:func:`truncate_to` uses the same steps to cut the log at a chosen record, for a storage
+layer that finds an incomplete group of records at the end of the log when it starts.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from __future__ import annotations
 from pyrstmdb.errors import WalIoError
 
 from .appender import repair_tail
-from .fileio import APPEND_FLAGS
-from .layout import offset_position, offset_segment
+from .fileio import APPEND_FLAGS, READ_FLAGS, read_exactly
+from .layout import HEADER, HEADER_SIZE, MAGIC_BYTES, offset_position, offset_segment
 from .state import LogState
 from .syncing import fsync_directory
 
@@ -31,7 +34,7 @@ def recover_after_failure(state: LogState) -> None:
                 if state.broken_tail:
                     repair_tail(state)
                 return
-            _discard_after(state, state.durability.end)
+            _discard_after(state, state.durability.end, state.durability.sequence + 1)
             repair_tail(state)
         except OSError as exc:
             raise WalIoError(f"cannot recover the WAL: {exc}") from exc
@@ -40,7 +43,47 @@ def recover_after_failure(state: LogState) -> None:
             state.wake.notify()
 
 
-def _discard_after(state: LogState, end: int) -> None:
+def truncate_to(state: LogState, offset: int) -> None:
+    """Discard every record at or after ``offset``, which must be a record the log holds.
+
+    Meant for startup (e.g. cutting an incomplete group of records at the end of the log):
+    the durable end moves back with the head and waiters for discarded records fail.
+    Raises ``ValueError`` for an offset that is not a held record, ``WalIoError`` if the
+    files cannot be cut.
+    """
+    with state.write_lock, state.round_lock:
+        if offset == state.head:
+            return
+        sequence = _sequence_at(state, offset)
+        try:
+            _discard_after(state, offset, sequence)
+        except OSError as exc:
+            raise WalIoError(f"cannot truncate the WAL: {exc}") from exc
+        state.durability.rewind(offset, sequence - 1)
+
+
+def _sequence_at(state: LogState, offset: int) -> int:
+    """The sequence number of the record starting at ``offset`` (ValueError if none)."""
+    segment_id, position = offset_segment(offset), offset_position(offset)
+    with state.lock:
+        held = {s.segment_id: s for s in state.segments}.get(segment_id)
+        if held is None or offset >= state.head or position >= held.size:
+            raise ValueError(f"WAL offset {offset} is not a record held by the log")
+        path = held.path
+    try:
+        fd = state.io.open(path, READ_FLAGS)
+        try:
+            header = read_exactly(state.io, fd, HEADER_SIZE, position)
+        finally:
+            state.io.close(fd)
+    except OSError as exc:
+        raise WalIoError(f"cannot read the WAL: {exc}") from exc
+    if len(header) < HEADER_SIZE or not header.startswith(MAGIC_BYTES):
+        raise ValueError(f"WAL offset {offset} is not the start of a record")
+    return int(HEADER.unpack(header)[6])
+
+
+def _discard_after(state: LogState, end: int, next_sequence: int) -> None:
     keep_id = offset_segment(end)
     while state.active.segment_id > keep_id:
         _drop_newest(state)
@@ -54,7 +97,7 @@ def _discard_after(state: LogState, end: int) -> None:
         state.active.cut(size)
         state.dir_dirty = False
         state.head = state.active_head()
-        state.next_sequence = state.durability.sequence + 1
+        state.next_sequence = next_sequence
         state.dirty_since = None
 
 
