@@ -311,3 +311,22 @@ def test_callbacks_and_listeners_may_call_back_into_the_log(tmp_path: Path) -> N
         assert _eventually(lambda: calls == [None])
         log.wait_durable(log.append([(3, b"b")])[0], timeout=5)
         assert seen and seen == sorted(seen)
+
+
+def test_failure_handler_runs_before_waiters_hear_of_the_failure(tmp_path: Path) -> None:
+    io = FaultyIO()
+    order: list[str] = []
+    with Wal.open(tmp_path, fileio=io) as log:
+
+        def handler(error: WalIoError) -> None:
+            time.sleep(0.05)  # a slow handler: the waiter must still come after it
+            order.append("handler")
+
+        log.set_failure_handler(handler)
+        io.arm("fdatasync", errno.EIO)
+        (off,) = log.append([(3, payload(0))])
+        with pytest.raises(WalIoError):
+            log.wait_durable(off, timeout=5)
+        order.append("waiter")
+        assert order == ["handler", "waiter"]
+        log.recover_after_failure()

@@ -89,13 +89,16 @@ class Durability:
 
     def fail(self, error: WalIoError, *, enter_failed_state: bool) -> None:
         """Fail every pending waiter; optionally refuse later waits until cleared."""
+        notify(self.detach(error, enter_failed_state=enter_failed_state), error)
+
+    def detach(self, error: WalIoError, *, enter_failed_state: bool) -> list[Callback]:
+        """Remove and return every pending waiter (to be told of ``error`` by the caller)."""
         with self._lock:
             if enter_failed_state:
                 self.error = error
             due = [entry[2] for entry in self._heap]
             self._heap.clear()
-        for callback in due:
-            _run(callback, error)
+        return due
 
     def rewind(self, end: int, sequence: int) -> None:
         """Move the durable end back after records were discarded; fail their waiters."""
@@ -132,6 +135,12 @@ class _Gate:
     def __call__(self, error: WalIoError | None) -> None:
         self.error = error
         self.lock.release()
+
+
+def notify(callbacks: list[Callback], outcome: WalIoError | None) -> None:
+    """Call each callback with the outcome; a failing callback is logged."""
+    for callback in callbacks:
+        _run(callback, outcome)
 
 
 def _run(callback: Callback, outcome: WalIoError | None) -> None:

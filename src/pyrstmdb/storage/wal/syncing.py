@@ -7,9 +7,11 @@ never declared durable before the segments and directory entries it depends on. 
 it advances the durable end, which wakes every waiter the round covered. Concurrent
 writers therefore share one ``fdatasync`` (group commit).
 
-A failed round raises ``WalIoError``. Under ``every_write`` it first fails every waiter,
-puts the log in the failed state and (for the flusher) calls the failure handler; under
-the other policies it logs a warning and schedules a retry.
+A failed round raises ``WalIoError``. Under ``every_write`` it puts the log in the failed
+state, calls the failure handler (flusher rounds only, outside the round lock, so the
+handler may take its owner's locks and recover the log at once) and only then fails every
+pending waiter, so a writer that hears of the failure sees its owner already recovered.
+Under the other policies it logs a warning and schedules a retry.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Final
 
 from pyrstmdb.errors import WalIoError
 
+from .durability import Callback, notify
 from .flusher import Backlog
 from .state import LogState
 
@@ -64,16 +67,19 @@ def sync_round(state: LogState, *, background: bool, force: bool) -> None:
         try:
             _run(state, plan)
         except OSError as exc:
-            error = _failed(state, plan, exc)
+            error, waiters = _failed(state, plan, exc)
         else:
             _finish(state, plan)
             return
+    # Outside the round lock, the handler may take its owner's locks and recover the log
+    # at once; the waiters hear of the failure only after it has run.
     handler = state.failure_handler
     if background and state.policy.waits_for_disk and handler is not None:
         try:
-            handler(error)  # outside the round lock: it may recover the log at once
+            handler(error)
         except Exception:
             log.exception("WAL failure handler failed")
+    notify(waiters, error)
     raise error
 
 
@@ -128,8 +134,11 @@ def _finish(state: LogState, plan: _Round) -> None:
     state.durability.advance(plan.target, plan.sequence)
 
 
-def _failed(state: LogState, plan: _Round, exc: OSError) -> WalIoError:
-    """Undo the round's claims; fail the waiters (every_write) or schedule a retry."""
+def _failed(state: LogState, plan: _Round, exc: OSError) -> tuple[WalIoError, list[Callback]]:
+    """Undo the round's claims; enter the failed state (every_write) or schedule a retry.
+
+    Returns the error and the waiters to fail once the failure handler has run.
+    """
     error = WalIoError(f"WAL fsync failed: {exc}")
     error.__cause__ = exc
     with state.lock:
@@ -137,8 +146,7 @@ def _failed(state: LogState, plan: _Round, exc: OSError) -> WalIoError:
         if state.dirty_since is None:
             state.dirty_since = plan.dirty_since
     if state.policy.waits_for_disk:
-        state.durability.fail(error, enter_failed_state=True)
-    else:
-        log.warning("WAL background fsync failed, will retry: %s", exc)
-        state.retry_at = time.monotonic() + RETRY_DELAY
-    return error
+        return error, state.durability.detach(error, enter_failed_state=True)
+    log.warning("WAL background fsync failed, will retry: %s", exc)
+    state.retry_at = time.monotonic() + RETRY_DELAY
+    return error, []
