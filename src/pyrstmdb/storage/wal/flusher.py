@@ -24,6 +24,8 @@ log = logging.getLogger("pyrstmdb.wal")
 
 #: Pause after an unexpected error in the loop, so a persistent bug cannot spin.
 _ERROR_PAUSE = 0.05
+#: How long closing the log waits for the flusher to finish its round.
+STOP_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +81,19 @@ class Flusher:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        """Ask the thread to finish its current round and exit; wait for it."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Ask the thread to finish its current round and exit; wait for it a while.
+
+        The wait is bounded: a failure handler blocked on a lock its owner holds while
+        closing the log must not hang the close.
+        """
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("WAL flusher still busy after %.1f s; closing anyway", timeout)
 
     def _run(self) -> None:
         while self._await_work():

@@ -29,6 +29,8 @@ def recover_after_failure(state: LogState) -> None:
     Without a failed fsync this only retries removing the bytes of a failed write.
     """
     with state.write_lock, state.round_lock:
+        if state.closed:
+            raise WalIoError("the WAL is closed")
         try:
             if state.durability.error is None:
                 if state.broken_tail:
