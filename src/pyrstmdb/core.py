@@ -123,10 +123,12 @@ class Core:
         if checkpoint is not None:
             restore_checkpoint(state, checkpoint)
         count = 0
+        apply = machine.replay
+        limit = end if end is not None else 1 << 64
         for item in logged:
-            if end is not None and item.offset >= end:
+            if item.offset >= limit:
                 break
-            machine.apply(state, item.record, item.offset)
+            apply(state, item.record, item.offset)
             count += 1
         state.idempotency.expire(self._clock())
         if count:

@@ -230,14 +230,17 @@ def decide_delete(
 
 
 # -- apply ---------------------------------------------------------------------
+#
+# Each ``_update_*`` changes the state for one logged record and reports whether
+# it applied; ``apply`` (live writes) then builds the operation's result, while
+# ``replay`` (recovery) skips that. Both run the same update code.
 
 
-def _apply_machine(view: Any, record: MachinePut, offset: int) -> PutMachineResult | None:
+def _update_machine(view: Any, record: MachinePut, offset: int) -> bool:
     if view.machine(record.machine, record.version) is not None:
-        return None
-    compiled = compile_definition(record.machine, record.version, record.definition)
-    view.add_machine(compiled)
-    return PutMachineResult(record.machine, record.version, compiled.checksum, True)
+        return False
+    view.add_machine(compile_definition(record.machine, record.version, record.definition))
+    return True
 
 
 def apply_machine(view: Any, compiled: MachineDefinition) -> PutMachineResult:
@@ -246,80 +249,59 @@ def apply_machine(view: Any, compiled: MachineDefinition) -> PutMachineResult:
     return PutMachineResult(compiled.name, compiled.version, compiled.checksum, True)
 
 
-def _apply_create(view: View, record: InstanceCreated, offset: int) -> CreateInstanceResult | None:
+def _update_create(view: View, record: InstanceCreated, offset: int) -> bool:
     instance_id = record.instance_id
     if view.instance(instance_id) is not None:
-        return None
-    view.set_instance(
-        _new_instance(
-            Instance,
-            (
-                instance_id,
-                record.machine,
-                record.version,
-                record.initial_state,
-                record.initial_ctx,
-                None,
-                offset,
-                record.ts,
-                record.ts,
-                False,
-            ),
-        )
+        return False
+    ts = record.ts
+    fields = (
+        instance_id,
+        record.machine,
+        record.version,
+        record.initial_state,
+        record.initial_ctx,
+        None,
+        offset,
+        ts,
+        ts,
+        False,
     )
+    view.set_instance(_new_instance(Instance, fields))
     key = record.idempotency_key
     if key is not None:
-        scope_id = "" if record.auto_id else instance_id
-        view.remember(
-            ("create", scope_id, key), (instance_id, record.initial_state, offset), record.ts
-        )
-    return CreateInstanceResult(instance_id, record.initial_state, offset)
+        scope = ("create", "" if record.auto_id else instance_id, key)
+        view.remember(scope, (instance_id, record.initial_state, offset), ts)
+    return True
 
 
-def apply_event_record(view: View, record: EventApplied, offset: int) -> ApplyEventResult:
-    """Apply a decided event (the live fast path; the instance exists)."""
-    result = _apply_event(view, record, offset)
-    assert result is not None
-    return result
-
-
-def _apply_event(view: View, record: EventApplied, offset: int) -> ApplyEventResult | None:
+def _update_event(view: View, record: EventApplied, offset: int) -> bool:
     instance = view.instance(record.instance_id)
     if instance is None:
-        return None
-    view.set_instance(
-        _new_instance(
-            Instance,
-            (
-                instance.id,
-                instance.machine,
-                instance.version,
-                record.to_state,
-                record.ctx,
-                record.event_id,
-                offset,
-                instance.created_at,
-                record.ts,
-                instance.deleted,
-            ),
-        )
+        return False
+    fields = (
+        instance.id,
+        instance.machine,
+        instance.version,
+        record.to_state,
+        record.ctx,
+        record.event_id,
+        offset,
+        instance.created_at,
+        record.ts,
+        instance.deleted,
     )
+    view.set_instance(_new_instance(Instance, fields))
     key = record.idempotency_key
     if key is not None:
-        view.remember(
-            ("apply", instance.id, key),
-            (record.from_state, record.to_state, record.ctx, offset),
-            record.ts,
-        )
-    return ApplyEventResult(
-        record.from_state, record.to_state, record.ctx, offset, True, record.event_id
-    )
+        value = (record.from_state, record.to_state, record.ctx, offset)
+        view.remember(("apply", instance.id, key), value, record.ts)
+    return True
 
 
-def _apply_delete(view: View, record: InstanceDeleted, offset: int) -> DeleteInstanceResult | None:
+def _update_delete(view: View, record: InstanceDeleted, offset: int) -> bool:
     instance = view.instance(record.instance_id)
     if instance is None:
-        return None
+        return False
     # A deleted instance is never served again; only its id stays reserved.
     view.set_instance(
         instance._replace(deleted=True, ctx={}, last_wal_offset=offset, updated_at=record.ts)
@@ -327,22 +309,51 @@ def _apply_delete(view: View, record: InstanceDeleted, offset: int) -> DeleteIns
     key = record.idempotency_key
     if key is not None:
         view.remember(("delete", instance.id, key), offset, record.ts)
-    return DeleteInstanceResult(instance.id, True, offset)
+    return True
 
 
-def _apply_checkpoint(view: Any, record: Checkpoint, offset: int) -> None:
-    return None
+def _update_nothing(view: Any, record: Checkpoint, offset: int) -> bool:
+    return False
 
 
-_APPLIERS: dict[type, Callable[[Any, Any, int], Any]] = {
-    MachinePut: _apply_machine,
-    InstanceCreated: _apply_create,
-    EventApplied: _apply_event,
-    InstanceDeleted: _apply_delete,
-    Checkpoint: _apply_checkpoint,
+_UPDATES: dict[type, Callable[[Any, Any, int], bool]] = {
+    MachinePut: _update_machine,
+    InstanceCreated: _update_create,
+    EventApplied: _update_event,
+    InstanceDeleted: _update_delete,
+    Checkpoint: _update_nothing,
 }
+
+
+def replay(view: Any, record: Record, offset: int) -> None:
+    """Apply a logged record during recovery (no result is built)."""
+    _UPDATES[type(record)](view, record, offset)
+
+
+def apply_event_record(view: View, record: EventApplied, offset: int) -> ApplyEventResult:
+    """Apply a decided event (the live fast path; the instance exists)."""
+    _update_event(view, record, offset)
+    return ApplyEventResult(
+        record.from_state, record.to_state, record.ctx, offset, True, record.event_id
+    )
+
+
+def _result(record: Record, offset: int) -> Any:
+    if type(record) is EventApplied:
+        return ApplyEventResult(
+            record.from_state, record.to_state, record.ctx, offset, True, record.event_id
+        )
+    if type(record) is InstanceCreated:
+        return CreateInstanceResult(record.instance_id, record.initial_state, offset)
+    if type(record) is InstanceDeleted:
+        return DeleteInstanceResult(record.instance_id, True, offset)
+    if type(record) is MachinePut:
+        return PutMachineResult(record.machine, record.version, record.definition_hash, True)
+    return None
 
 
 def apply(view: Any, record: Record, offset: int) -> Any:
     """Apply a logged record at ``offset``; returns the result (``None`` if ignored)."""
-    return _APPLIERS[type(record)](view, record, offset)
+    if not _UPDATES[type(record)](view, record, offset):
+        return None
+    return _result(record, offset)

@@ -137,6 +137,8 @@ class Checkpoint(NamedTuple):
         return {"type": "checkpoint", "timestamp": self.timestamp}
 
 
+_new_record = tuple.__new__
+
 Record = MachinePut | InstanceCreated | EventApplied | InstanceDeleted | Checkpoint
 
 TYPE_CODES: dict[type, int] = {
@@ -217,7 +219,27 @@ def _create_instance(entry: dict[str, Any], default_ts: int) -> Record:
 
 
 def _apply_event(entry: dict[str, Any], default_ts: int) -> Record:
-    payload = entry.get("payload")
+    get = entry.get
+    instance_id, event = get("instance_id"), get("event")
+    from_state, to_state = get("from_state"), get("to_state")
+    payload, ctx, ts = get("payload"), get("ctx"), get("ts")
+    event_id, key = get("event_id"), get("idempotency_key")
+    if (
+        type(instance_id) is str
+        and type(event) is str
+        and type(from_state) is str
+        and type(to_state) is str
+        and type(ctx) is dict
+        and type(ts) is int
+        and (event_id is None or type(event_id) is str)
+        and (key is None or type(key) is str)
+    ):  # the common, well-formed case without per-field helper calls
+        if type(payload) is not dict:
+            payload = None
+        return _new_record(
+            EventApplied,
+            (instance_id, event, from_state, to_state, payload, ctx, event_id, key, ts),
+        )
     return EventApplied(
         _str(entry, "instance_id"),
         _str(entry, "event"),

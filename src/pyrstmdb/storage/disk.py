@@ -57,6 +57,7 @@ BATCH_CONTINUES = "batch_continues"
 _RECORD_OVERHEAD = 64
 _DELETED = 9  # index of ``deleted`` in a checkpoint instance row
 _LAST_OFFSET = 6  # index of ``last_wal_offset``
+_new_logged = tuple.__new__
 
 
 def _encode(record: Record, continues: bool = False) -> tuple[int, bytes]:
@@ -152,27 +153,26 @@ class DiskStore:
             )
         return checkpoint
 
-    def _decode(self, entry: WalEntry, default_ts: int) -> tuple[Record | None, bool]:
+    def _decode(self, entry: WalEntry, default_ts: int) -> Record | None:
         try:
-            body = orjson.loads(entry.payload)
-            record = from_entry(entry.type_code, body, default_ts)
+            return from_entry(entry.type_code, orjson.loads(entry.payload), default_ts)
         except (orjson.JSONDecodeError, ValueError) as err:
-            raise CorruptionError(
-                f"unreadable record payload ({err})",
-                os.path.join(self.data_dir, "wal", segment_name(offset_segment(entry.offset))),
-                offset_position(entry.offset),
-            ) from None
-        return record, body.get(BATCH_CONTINUES) is True
+            raise self._unreadable(entry, err) from None
 
     def _replay(self, start: int) -> Iterator[Logged]:
         default_ts = time.time_ns() // 1_000_000
         held: list[Logged] = []
+        loads = orjson.loads
         for entry in self._wal.entries(start):
-            record, continues = self._decode(entry, default_ts)
+            try:
+                body = loads(entry.payload)
+                record = from_entry(entry.type_code, body, default_ts)
+            except (orjson.JSONDecodeError, ValueError) as err:
+                raise self._unreadable(entry, err) from None
             if record is None:
                 continue
-            item = Logged(entry.sequence, entry.offset, record)
-            if continues:
+            item = _new_logged(Logged, (entry.sequence, entry.offset, record))
+            if BATCH_CONTINUES in body:
                 held.append(item)
                 continue
             if held:
@@ -181,6 +181,13 @@ class DiskStore:
             yield item
         if held:
             self._cut_incomplete_batch(held)
+
+    def _unreadable(self, entry: WalEntry, err: Exception) -> CorruptionError:
+        return CorruptionError(
+            f"unreadable record payload ({err})",
+            os.path.join(self.data_dir, "wal", segment_name(offset_segment(entry.offset))),
+            offset_position(entry.offset),
+        )
 
     def _cut_incomplete_batch(self, held: list[Logged]) -> None:
         offset = held[0].offset
@@ -236,7 +243,7 @@ class DiskStore:
     def logged_from(self, from_offset: int, end: int) -> Iterator[Logged]:
         default_ts = time.time_ns() // 1_000_000
         for entry in self._wal.entries(from_offset, end):
-            record, _ = self._decode(entry, default_ts)
+            record = self._decode(entry, default_ts)
             if record is not None:
                 yield Logged(entry.sequence, entry.offset, record)
 

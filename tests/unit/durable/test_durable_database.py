@@ -209,3 +209,34 @@ def test_check_reports_corruption_with_file_and_position(
     assert run_check(str(path), False, out) == 1, out.getvalue()
     text = out.getvalue()
     assert "result: DAMAGED" in text and str(segment) in text and "byte" in text
+
+
+def test_incomplete_atomic_batch_at_the_tail_is_cut(
+    path: Path, order_machine: dict[str, Any]
+) -> None:
+    with Database(path) as db:
+        db.put_machine("order", 1, order_machine)
+        db.create_instance("order", 1, instance_id="a")
+        db.create_instance("order", 1, instance_id="b")
+        ops = [
+            {"op": "APPLY_EVENT", "params": {"instance_id": name, "event": "PAY"}}
+            for name in ("a", "b")
+        ]
+        result = db.batch(ops, mode="atomic")
+        second = result.results[1].result
+        assert second is not None
+        entries = db.wal_read(0).records
+        assert entries[-2].entry.get("batch_continues") is True
+        assert "batch_continues" not in entries[-1].entry
+    # A crash in the middle of the batch's write: only its first record reached the disk.
+    segment = path / "wal" / "0000000000000001.wal"
+    cut = second.wal_offset - (1 << 40)
+    segment.write_bytes(segment.read_bytes()[:cut])
+    with Database(path) as db:
+        assert db.get_instance("a").state == "created"
+        assert db.get_instance("b").state == "created"
+        assert [r.entry["type"] for r in db.wal_read(0).records][-1] == "create_instance"
+        again = db.batch(ops, mode="atomic")
+        assert [item.status for item in again.results] == ["ok", "ok"]
+    with Database(path) as db:
+        assert db.get_instance("a").state == db.get_instance("b").state == "paid"

@@ -1,0 +1,139 @@
+"""Durable writes (group commit) and recovery speed of ``Database(path)``.
+
+* durable ``apply_event``/s under ``every_write`` with 1, 8 and 64 concurrent
+  writers — asyncio tasks on one event loop, as in the server — and the
+  fsyncs/s that carried them;
+* recovery: records replayed per second and the time to open a store of
+  1,000,000 records without and with a checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from pyrstmdb import Database
+from pyrstmdb.aio import LoopWaiter
+from pyrstmdb.core import Core
+from pyrstmdb.engine.commands import ApplyEvent
+from pyrstmdb.engine.records import EventApplied, InstanceCreated, MachinePut
+from pyrstmdb.storage.disk import DiskStore
+
+TOGGLE = {
+    "states": ["a", "b"],
+    "initial": "a",
+    "transitions": [
+        {"from": "a", "event": "GO", "to": "b", "guard": "ctx.n >= 0"},
+        {"from": "b", "event": "GO", "to": "a"},
+    ],
+}
+RECOVERY_RECORDS = 1_000_000
+INSTANCES = 1000
+
+
+async def _writers(core: Core, writers: int, seconds: float) -> int:
+    done = 0
+    stop = time.perf_counter() + seconds
+    waiter = LoopWaiter(core, asyncio.get_running_loop())
+
+    async def one(name: str) -> None:
+        nonlocal done
+        n = 0
+        while time.perf_counter() < stop:
+            _result, offset = core.apply_event(ApplyEvent(name, "GO", {"n": n}))
+            await waiter.visible(offset)
+            n += 1
+            done += 1
+
+    await asyncio.gather(*(one(f"w{i}") for i in range(writers)))
+    return done
+
+
+def _group_commit(tmpdir: str) -> list[tuple[str, float, str]]:
+    db = Database(os.path.join(tmpdir, "gc"))
+    db.put_machine("t", 1, TOGGLE)
+    for i in range(64):
+        db.create_instance("t", 1, instance_id=f"w{i}", initial_ctx={"n": 0})
+    rows: list[tuple[str, float, str]] = []
+    base_rate = 0.0
+    for writers in (1, 8, 64):
+        fsyncs = db.wal_stats().io_stats.fsyncs
+        start = time.perf_counter()
+        count = asyncio.run(_writers(db.core, writers, 3.0))
+        elapsed = time.perf_counter() - start
+        rate = count / elapsed
+        base_rate = base_rate or rate
+        syncs = (db.wal_stats().io_stats.fsyncs - fsyncs) / elapsed
+        rows.append((f"durable apply_event, {writers} writers (every_write)", rate, "ops/s"))
+        rows.append((f"  fsyncs during that run, {writers} writers", syncs, "fsync/s"))
+        if writers > 1:
+            rows.append((f"  speed-up over 1 writer, {writers} writers", rate / base_rate, "x"))
+    db.close()
+    return rows
+
+
+def _write_log(path: str) -> None:
+    store = DiskStore.open(path)
+    ts = 1_700_000_000_000
+    store.append([MachinePut("t", 1, "", TOGGLE, ts)])
+    store.append(
+        [
+            InstanceCreated(f"i{i}", "t", 1, "a", {"n": 0, "who": "bench"}, None, False, ts)
+            for i in range(INSTANCES)
+        ]
+    )
+    states = ["a", "b"]
+    batch: list[Any] = []
+    for n in range(RECOVERY_RECORDS - INSTANCES - 1):
+        i = n % INSTANCES
+        turn = n // INSTANCES
+        ctx = {"n": turn, "who": "bench", "amount": n}
+        batch.append(
+            EventApplied(
+                f"i{i}",
+                "GO",
+                states[turn % 2],
+                states[(turn + 1) % 2],
+                {"n": turn},
+                ctx,
+                None,
+                None,
+                ts,
+            )
+        )
+        if len(batch) == 5000:
+            store.append(batch)
+            batch = []
+    if batch:
+        store.append(batch)
+    store.close()
+
+
+def _timed_open(path: str) -> float:
+    start = time.perf_counter()
+    db = Database(path)
+    elapsed = time.perf_counter() - start
+    assert db.list_instances(limit=0).total == INSTANCES
+    db.close()
+    return elapsed
+
+
+def _recovery(tmpdir: str) -> list[tuple[str, float, str]]:
+    path = os.path.join(tmpdir, "recovery")
+    _write_log(path)
+    plain = _timed_open(path)
+    db = Database(path)
+    db.compact(force_snapshot=True)
+    db.close()
+    checkpointed = _timed_open(path)
+    return [
+        ("recovery: records replayed per second", RECOVERY_RECORDS / plain, "records/s"),
+        ("open 1,000,000 records, no checkpoint", plain, "s"),
+        ("open 1,000,000 records, after a checkpoint", checkpointed, "s"),
+    ]
+
+
+def run(tmpdir: str) -> list[tuple[str, float, str]]:
+    return _group_commit(tmpdir) + _recovery(tmpdir)

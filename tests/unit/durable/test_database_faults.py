@@ -1,0 +1,150 @@
+"""Disk faults through the whole write path: ENOSPC/EIO in write() and in fsync.
+
+The failing write gets WAL_IO_ERROR, memory stays as it was (and equal to the
+disk), reads keep working, and writes succeed again once the disk recovers.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyrstmdb import Database, WalIoError
+from pyrstmdb.core import Core
+from pyrstmdb.engine.commands import ApplyEvent, CreateInstance, PutMachine
+from pyrstmdb.storage.disk import DiskStore
+from pyrstmdb.storage.wal import FileIO
+
+
+class FlakyDisk(FileIO):
+    """Fails ``write`` or ``fdatasync`` with the chosen errno while ``broken`` is set."""
+
+    def __init__(self) -> None:
+        self.fail_write: int | None = None
+        self.fail_sync: int | None = None
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        if self.fail_write is not None:
+            raise OSError(self.fail_write, "injected write failure")
+        return super().write(fd, data)
+
+    def fdatasync(self, fd: int) -> None:
+        if self.fail_sync is not None:
+            raise OSError(self.fail_sync, "injected fsync failure")
+        super().fdatasync(fd)
+
+    def fsync(self, fd: int) -> None:
+        if self.fail_sync is not None:
+            raise OSError(self.fail_sync, "injected fsync failure")
+        super().fsync(fd)
+
+
+def _open(path: Path, disk: FlakyDisk) -> Core:
+    return Core(DiskStore.open(str(path), fileio=disk), clock=lambda: 1_700_000_000_000)
+
+
+def _run(core: Core, pair: tuple[Any, int]) -> Any:
+    result, offset = pair
+    core.wait(offset)
+    return result
+
+
+def _setup(core: Core, order_machine: dict[str, Any]) -> None:
+    _run(core, core.put_machine(PutMachine("order", 1, order_machine)))
+    _run(core, core.write(CreateInstance("order", 1, "o", {"n": 1})))
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_write_failure_changes_nothing(
+    tmp_path: Path, order_machine: dict[str, Any], code: int
+) -> None:
+    disk = FlakyDisk()
+    core = _open(tmp_path, disk)
+    _setup(core, order_machine)
+    before = core.get_instance("o")[0]
+    disk.fail_write = code
+    with pytest.raises(WalIoError) as info:
+        core.apply_event(ApplyEvent("o", "PAY", {"n": 2}))
+    assert info.value.retryable is True
+    assert core.get_instance("o")[0] == before  # memory unchanged, reads still served
+    entries = core.wal_stats().entry_count
+    disk.fail_write = None
+    result = _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 2})))
+    assert result.to_state == "paid"
+    assert core.wal_stats().entry_count == entries + 1  # no sequence was consumed by the failure
+    core.close()
+    reopened = _open(tmp_path, FlakyDisk())
+    assert reopened.get_instance("o")[0].ctx == {"n": 2}
+    reopened.close()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_fsync_failure_rolls_memory_back(
+    tmp_path: Path, order_machine: dict[str, Any], code: int
+) -> None:
+    disk = FlakyDisk()
+    core = _open(tmp_path, disk)
+    _setup(core, order_machine)
+    disk.fail_sync = code
+    result, offset = core.apply_event(ApplyEvent("o", "PAY", {"n": 2}))
+    assert result.to_state == "paid"  # decided and written, but not yet durable
+    with pytest.raises(WalIoError):
+        core.wait(offset)
+    # the failure handler rebuilt memory from what is durable
+    state_now = core.state.instances["o"]
+    assert (state_now.state, state_now.ctx) == ("created", {"n": 1})
+    disk.fail_sync = None
+    again = _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 3})))
+    assert again.to_state == "paid"
+    core.close()
+    reopened = _open(tmp_path, FlakyDisk())
+    instance = reopened.state.instances["o"]
+    assert (instance.state, instance.ctx) == ("paid", {"n": 3})
+    assert [r.entry["type"] for r in reopened.wal_read(0, None).records] == [
+        "put_machine",
+        "create_instance",
+        "apply_event",
+    ]
+    reopened.close()
+
+
+def test_concurrent_writers_all_fail_together_on_fsync_error(
+    tmp_path: Path, order_machine: dict[str, Any]
+) -> None:
+    disk = FlakyDisk()
+    core = _open(tmp_path, disk)
+    _run(core, core.put_machine(PutMachine("order", 1, order_machine)))
+    disk.fail_sync = errno.EIO
+    errors: list[BaseException] = []
+
+    def create(n: int) -> None:
+        try:
+            _run(core, core.write(CreateInstance("order", 1, f"i{n}")))
+        except WalIoError as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(errors) == 8
+    assert core.state.instances == {}
+    disk.fail_sync = None
+    _run(core, core.write(CreateInstance("order", 1, "after")))
+    assert list(core.state.instances) == ["after"]
+    core.close()
+
+
+def test_database_reports_wal_io_error_to_caller(
+    tmp_path: Path, order_machine: dict[str, Any]
+) -> None:
+    with Database(tmp_path) as db:
+        db.put_machine("order", 1, order_machine)
+        with pytest.raises(Exception) as info:
+            db.apply_event("missing", "PAY")
+        assert info.value.__class__.__name__ == "InstanceNotFound"
