@@ -1,0 +1,307 @@
+"""One client connection: bytes -> codec -> dispatch -> responses in request order -> bytes.
+
+:class:`Connection` is an ``asyncio.Protocol``; the event loop calls it when
+bytes arrive, and it writes responses back. It only moves bytes and keeps the
+order; what requests mean is :mod:`dispatch`'s and the handlers' business.
+
+Ordering and pipelining: every decoded message gets a :class:`Slot` appended
+to a FIFO at once; requests keep being read and run while earlier responses
+wait for their fsync, and responses leave strictly in request order (the head
+of the FIFO first). All responses that are ready together go out in one write.
+
+Backpressure: reading stops while the transport's write buffer is above its
+high-water mark (a client that does not read cannot make the server buffer
+without bound) and while too many responses are in flight; it resumes below
+the low-water marks. Subscription events are written straight away, between
+responses.
+
+Closing: a framing fault (bad magic, version, flags, size, CRC) logs why,
+stops reading, answers what came before it and closes; BYE closes after its
+response; shutdown stops reading, answers what is in flight, then closes.
+Closing removes the connection's subscriptions. Raises nothing to the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from pyrstmdb.core import Core
+from pyrstmdb.errors import InternalError
+from pyrstmdb.protocol import (
+    FramingError,
+    InvalidMessage,
+    MessageTooLarge,
+    Operation,
+    Request,
+    ServerCodec,
+    error_response,
+)
+from pyrstmdb.server.dispatch import Dispatcher, Slot
+from pyrstmdb.server.durability import DurabilityWaiter
+from pyrstmdb.server.handlers.base import Context, Settings, Subscriptions
+from pyrstmdb.server.metrics import ServerMetrics
+from pyrstmdb.server.session import Session
+
+log = logging.getLogger("pyrstmdb.server.connection")
+
+WRITE_HIGH_WATER = 1024 * 1024
+WRITE_LOW_WATER = 256 * 1024
+MAX_IN_FLIGHT = 1024
+RESUME_IN_FLIGHT = 256
+
+
+class Hub(Subscriptions, Protocol):
+    """The subscription hub as the connection uses it (see ``pyrstmdb.subscriptions``)."""
+
+    def drop(self, sink: Any) -> None: ...
+
+    def resume(self, sink: Any) -> None: ...
+
+
+class Registry(Protocol):
+    """The server's set of open connections (enforces ``max_connections``)."""
+
+    def add(self, conn: Connection) -> bool: ...
+
+    def remove(self, conn: Connection) -> None: ...
+
+
+@dataclass(slots=True)
+class Shared:
+    """What every connection of one server uses."""
+
+    core: Core
+    waiter: DurabilityWaiter
+    dispatcher: Dispatcher
+    settings: Settings
+    auth_required: bool
+    token_hashes: frozenset[str]
+    hub: Hub | None
+    metrics: ServerMetrics | None
+    registry: Registry
+    loop: asyncio.AbstractEventLoop
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, shared: Shared) -> None:
+        self._shared = shared
+        self._loop = shared.loop
+        self._codec = ServerCodec()
+        self._slots: deque[Slot] = deque()
+        self._transport: asyncio.Transport | None = None
+        self._ctx: Context | None = None
+        self._paused_for: set[str] = set()
+        self._write_paused = False
+        self._flush_scheduled = False
+        self._draining = False  # stop reading; close once every response is written
+        self._closed = False
+        self._registered = False
+        self._subscriptions: dict[str, str] = {}
+        self.peer = "?"
+        self.last_activity = self._loop.time()
+
+    # -- asyncio.Protocol ---------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self.peer = _peer_name(transport)
+        if not self._shared.registry.add(self):
+            self._closed = True
+            self._transport.abort()
+            return
+        self._registered = True
+        self._transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        session = Session(self._shared.auth_required, self._shared.token_hashes)
+        shared = self._shared
+        self._ctx = Context(
+            shared.core, shared.waiter, session, shared.settings, shared.loop, shared.hub, self
+        )
+        log.debug("connection from %s", self.peer)
+
+    def data_received(self, data: bytes) -> None:
+        if self._draining or self._ctx is None:
+            return
+        try:
+            messages = self._codec.feed(data)
+        except FramingError as exc:
+            self._run(exc.decoded)
+            log.info("closing connection from %s: %s", self.peer, exc.reason)
+            self.finish()
+            return
+        except Exception:
+            log.exception("closing connection from %s: cannot decode its input", self.peer)
+            self.finish()
+            return
+        self._run(messages)
+
+    def eof_received(self) -> bool | None:
+        self.finish()
+        return True  # keep our half open until the remaining responses are written
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._slots.clear()
+        if not self._registered:
+            return
+        self._registered = False
+        self._shared.registry.remove(self)
+        if self._shared.hub is not None and self._subscriptions:
+            self._shared.hub.drop(self)
+        self._subscriptions.clear()
+        log.debug("connection from %s closed", self.peer)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._pause("write")
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._resume("write")
+        if self._shared.hub is not None and self._subscriptions and not self._closed:
+            self._shared.hub.resume(self)
+
+    # -- requests -----------------------------------------------------------------
+    def _run(self, messages: list[Request | InvalidMessage]) -> None:
+        if not messages:
+            return
+        ctx = self._ctx
+        assert ctx is not None
+        dispatch = self._shared.dispatcher.dispatch
+        for message in messages:
+            self._slots.append(dispatch(ctx, message, self._schedule_flush))
+            if type(message) is Request and message.op is Operation.BYE:
+                self._draining = True
+                self._pause("bye")
+                break
+        self.last_activity = self._loop.time()
+        self._flush()
+        if len(self._slots) >= MAX_IN_FLIGHT:
+            self._pause("in-flight")
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        slots = self._slots
+        transport = self._transport
+        if self._closed or transport is None:
+            return
+        chunks: list[bytes] = []
+        after: list[Any] = []
+        while slots and slots[0].message is not None:
+            slot = slots.popleft()
+            chunks.append(self._encode(slot))
+            if slot.after_write is not None:
+                after.append(slot.after_write)
+        if chunks:
+            transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            for action in after:
+                action()
+        if len(slots) < RESUME_IN_FLIGHT:
+            self._resume("in-flight")
+        if self._draining and not slots and not self._closed:
+            transport.close()
+
+    def _encode(self, slot: Slot) -> bytes:
+        codec = self._codec
+        if codec.output_mode != slot.mode:
+            codec.output_mode = slot.mode
+        message = slot.message
+        assert message is not None
+        try:
+            return codec.encode(message)
+        except MessageTooLarge as exc:
+            error = InternalError(
+                f"response too large: {exc.size} bytes exceeds the frame limit of "
+                f"{exc.limit} bytes",
+                {"size": exc.size, "limit": exc.limit},
+            )
+        except TypeError:
+            log.exception("response to request %s cannot be encoded", message.get("id"))
+            error = InternalError("response cannot be encoded as JSON")
+        if self._shared.metrics is not None:
+            self._shared.metrics.failed(error.code.value)
+        return codec.encode(error_response(message.get("id"), error.to_dict()))
+
+    # -- reading control ---------------------------------------------------------------
+    def _pause(self, reason: str) -> None:
+        if not self._paused_for and self._transport is not None and not self._closed:
+            self._transport.pause_reading()
+        self._paused_for.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason not in self._paused_for:
+            return
+        self._paused_for.discard(reason)
+        if not self._paused_for and self._transport is not None and not self._closed:
+            self._transport.resume_reading()
+
+    # -- closing -----------------------------------------------------------------------
+    def finish(self) -> None:
+        """Stop reading, write the responses still owed, then close."""
+        if self._closed:
+            return
+        self._draining = True
+        self._pause("closing")
+        self._flush()
+
+    def close(self) -> None:
+        """Close once what was already written has been sent (BYE)."""
+        self._draining = True
+        if self._transport is not None and not self._closed:
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once (shutdown deadline)."""
+        if self._transport is not None and not self._closed:
+            self._transport.abort()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def busy(self) -> bool:
+        """True while responses are still owed to the client."""
+        return bool(self._slots)
+
+    # -- subscriptions (the hub's sink) ------------------------------------------------
+    def send_event(self, message: dict[str, Any]) -> None:
+        transport = self._transport
+        if self._closed or transport is None:
+            return
+        try:
+            data = self._codec.encode(message)
+        except (MessageTooLarge, TypeError) as exc:
+            log.warning("event for %s not sent: %s", self.peer, exc)
+            return
+        transport.write(data)
+        self.last_activity = self._loop.time()
+        metrics = self._shared.metrics
+        if metrics is not None:
+            metrics.event_forwarded(self._subscriptions.get(message.get("subscription_id", ""), ""))
+
+    def writable(self) -> bool:
+        return not self._closed and not self._write_paused
+
+    def subscribed(self, subscription_id: str, kind: str) -> None:
+        self._subscriptions[subscription_id] = kind
+
+    def unsubscribed(self, subscription_id: str) -> None:
+        self._subscriptions.pop(subscription_id, None)
+
+    def subscription_kinds(self) -> list[str]:
+        return list(self._subscriptions.values())
+
+
+def _peer_name(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)

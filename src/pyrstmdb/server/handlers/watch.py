@@ -1,0 +1,73 @@
+"""WATCH_INSTANCE, WATCH_ALL and UNWATCH, on top of the subscription hub.
+
+A new subscription is activated only after its WATCH response has been
+written, so no event can precede the response that names it. UNWATCH of an id
+this connection does not hold answers ``removed: false``. WATCH_INSTANCE of an
+unknown or deleted instance raises ``InstanceNotFound`` (from the hub); a
+server without a hub answers ``InternalError``.
+"""
+
+from __future__ import annotations
+
+from pyrstmdb.engine.commands import opt_bool, opt_str_list, opt_uint, parse_instance_id, req_str
+from pyrstmdb.errors import InternalError
+from pyrstmdb.protocol import Operation
+from pyrstmdb.server.handlers.base import (
+    Answer,
+    Context,
+    Handler,
+    Params,
+    Reply,
+    Result,
+    Subscriptions,
+)
+
+
+def _hub(ctx: Context) -> Subscriptions:
+    if ctx.hub is None:
+        raise InternalError("subscriptions are not available on this server")
+    return ctx.hub
+
+
+def _activated(ctx: Context, hub: Subscriptions, result: Result, kind: str) -> Answer:
+    subscription_id = str(result["subscription_id"])
+    ctx.conn.subscribed(subscription_id, kind)
+    return Answer(result, after_write=lambda: hub.activate(ctx.conn, subscription_id))
+
+
+def watch_instance(ctx: Context, params: Params) -> Reply:
+    instance_id = parse_instance_id(params)
+    include_ctx = opt_bool(params, "include_ctx", True)
+    from_offset = opt_uint(params, "from_offset")
+    hub = _hub(ctx)
+    result = hub.watch_instance(ctx.conn, instance_id, include_ctx, from_offset)
+    return _activated(ctx, hub, result, "instance")
+
+
+def watch_all(ctx: Context, params: Params) -> Reply:
+    machines = opt_str_list(params, "machines")
+    from_states = opt_str_list(params, "from_states")
+    to_states = opt_str_list(params, "to_states")
+    events = opt_str_list(params, "events")
+    include_ctx = opt_bool(params, "include_ctx", True)
+    from_offset = opt_uint(params, "from_offset")
+    hub = _hub(ctx)
+    result = hub.watch_all(
+        ctx.conn, machines, from_states, to_states, events, include_ctx, from_offset
+    )
+    return _activated(ctx, hub, result, "all")
+
+
+def unwatch(ctx: Context, params: Params) -> Reply:
+    subscription_id = req_str(params, "subscription_id")
+    removed = _hub(ctx).unwatch(ctx.conn, subscription_id)
+    if removed:
+        ctx.conn.unsubscribed(subscription_id)
+    return {"subscription_id": subscription_id, "removed": removed}
+
+
+HANDLERS: dict[Operation, Handler] = {
+    Operation.WATCH_INSTANCE: watch_instance,
+    Operation.WATCH_ALL: watch_all,
+    Operation.UNWATCH: unwatch,
+}
