@@ -1,0 +1,1 @@
+"""The pure state-machine core: definitions, guards, instances and transition rules."""
