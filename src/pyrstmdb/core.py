@@ -21,6 +21,7 @@ blocking, the server by awaiting (``when_visible``), so both share this code.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import uuid
@@ -118,18 +119,39 @@ class Core:
 
     # -- opening and rebuilding ------------------------------------------------
     def _load(self, end: int | None = None) -> State:
+        # Replay allocates millions of long-lived objects; the cyclic collector would
+        # rescan them over and over, so it pauses until the state is built.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            state = self._build_state(end)
+        finally:
+            if paused:
+                gc.enable()
+        gc.freeze()  # the rebuilt state is long-lived: keep it out of later collections
+        return state
+
+    def _build_state(self, end: int | None) -> State:
         state = State(IdempotencyCache(*self._idem_settings))
         checkpoint, logged = self._store.open_state()
         if checkpoint is not None:
             restore_checkpoint(state, checkpoint)
         count = 0
-        apply = machine.replay
+        replay = machine.replay_entry
         limit = end if end is not None else 1 << 64
-        for item in logged:
-            if item.offset >= limit:
+        default_ts = self._clock()
+        try:
+            for batch in logged:
+                for offset, type_code, entry in batch:
+                    if offset >= limit:
+                        break
+                    replay(state, type_code, entry, offset, default_ts)
+                    count += 1
+                else:
+                    continue
                 break
-            apply(state, item.record, item.offset)
-            count += 1
+        except ValueError as err:
+            raise self._store.unreadable(offset, err) from None
         state.idempotency.expire(self._clock())
         if count:
             log.info("replayed %d log records", count)

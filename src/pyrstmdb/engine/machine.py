@@ -23,12 +23,14 @@ from typing import Any
 from pyrstmdb.engine.commands import ApplyEvent, CreateInstance, DeleteInstance, PutMachine
 from pyrstmdb.engine.definition import MachineDefinition, compile_definition
 from pyrstmdb.engine.records import (
+    APPLY_EVENT,
     Checkpoint,
     EventApplied,
     InstanceCreated,
     InstanceDeleted,
     MachinePut,
     Record,
+    from_entry,
 )
 from pyrstmdb.engine.state import Instance, View
 from pyrstmdb.errors import (
@@ -275,26 +277,48 @@ def _update_create(view: View, record: InstanceCreated, offset: int) -> bool:
 
 
 def _update_event(view: View, record: EventApplied, offset: int) -> bool:
-    instance = view.instance(record.instance_id)
-    if instance is None:
-        return False
-    fields = (
-        instance.id,
-        instance.machine,
-        instance.version,
+    return _event_values(
+        view,
+        record.instance_id,
+        record.from_state,
         record.to_state,
         record.ctx,
         record.event_id,
+        record.idempotency_key,
+        record.ts,
+        offset,
+    )
+
+
+def _event_values(
+    view: View,
+    instance_id: str,
+    from_state: str,
+    to_state: str,
+    ctx: dict[str, Any],
+    event_id: str | None,
+    key: str | None,
+    ts: int,
+    offset: int,
+) -> bool:
+    instance = view.instance(instance_id)
+    if instance is None:
+        return False
+    fields = (
+        instance_id,
+        instance.machine,
+        instance.version,
+        to_state,
+        ctx,
+        event_id,
         offset,
         instance.created_at,
-        record.ts,
+        ts,
         instance.deleted,
     )
     view.set_instance(_new_instance(Instance, fields))
-    key = record.idempotency_key
     if key is not None:
-        value = (record.from_state, record.to_state, record.ctx, offset)
-        view.remember(("apply", instance.id, key), value, record.ts)
+        view.remember(("apply", instance_id, key), (from_state, to_state, ctx, offset), ts)
     return True
 
 
@@ -328,6 +352,34 @@ _UPDATES: dict[type, Callable[[Any, Any, int], bool]] = {
 def replay(view: Any, record: Record, offset: int) -> None:
     """Apply a logged record during recovery (no result is built)."""
     _UPDATES[type(record)](view, record, offset)
+
+
+def replay_entry(view: Any, type_code: int, entry: Any, offset: int, default_ts: int) -> None:
+    """Apply a logged entry (its JSON object) during recovery.
+
+    The frequent well-formed ``apply_event`` goes straight to the same update as
+    a record would, without building the record; everything else is decoded by
+    ``records.from_entry`` first. Raises ``ValueError`` for an unreadable entry.
+    """
+    if type_code == APPLY_EVENT and type(entry) is dict:
+        get = entry.get
+        instance_id, from_state, to_state = get("instance_id"), get("from_state"), get("to_state")
+        ctx, event_id, key, ts = get("ctx"), get("event_id"), get("idempotency_key"), get("ts")
+        if (
+            type(instance_id) is str
+            and type(from_state) is str
+            and type(to_state) is str
+            and type(get("event")) is str
+            and type(ctx) is dict
+            and type(ts) is int
+            and (event_id is None or type(event_id) is str)
+            and (key is None or type(key) is str)
+        ):
+            _event_values(view, instance_id, from_state, to_state, ctx, event_id, key, ts, offset)
+            return
+    record = from_entry(type_code, entry, default_ts)
+    if record is not None:
+        _UPDATES[type(record)](view, record, offset)
 
 
 def apply_event_record(view: View, record: EventApplied, offset: int) -> ApplyEventResult:

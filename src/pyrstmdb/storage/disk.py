@@ -40,7 +40,7 @@ from pyrstmdb.storage.snapshot import (
     remove_files,
     write_checkpoint,
 )
-from pyrstmdb.storage.store import READ_BUDGET_BYTES, CheckpointData, Logged
+from pyrstmdb.storage.store import READ_BUDGET_BYTES, CheckpointData, Logged, LoggedEntry
 from pyrstmdb.storage.wal import (
     FileIO,
     Wal,
@@ -122,7 +122,7 @@ class DiskStore:
         return self._wal
 
     # -- opening -----------------------------------------------------------------
-    def open_state(self) -> tuple[CheckpointData | None, Iterator[Logged]]:
+    def open_state(self) -> tuple[CheckpointData | None, Iterator[list[LoggedEntry]]]:
         checkpoint = self._usable_checkpoint()
         if checkpoint is not None:
             self._covered = {row[0]: row[_LAST_OFFSET] for row in checkpoint.instances}
@@ -157,39 +157,40 @@ class DiskStore:
         try:
             return from_entry(entry.type_code, orjson.loads(entry.payload), default_ts)
         except (orjson.JSONDecodeError, ValueError) as err:
-            raise self._unreadable(entry, err) from None
+            raise self.unreadable(entry.offset, err) from None
 
-    def _replay(self, start: int) -> Iterator[Logged]:
-        default_ts = time.time_ns() // 1_000_000
-        held: list[Logged] = []
+    def _replay(self, start: int) -> Iterator[list[LoggedEntry]]:
+        held: list[LoggedEntry] = []
         loads = orjson.loads
-        for entry in self._wal.entries(start):
-            try:
-                body = loads(entry.payload)
-                record = from_entry(entry.type_code, body, default_ts)
-            except (orjson.JSONDecodeError, ValueError) as err:
-                raise self._unreadable(entry, err) from None
-            if record is None:
-                continue
-            item = _new_logged(Logged, (entry.sequence, entry.offset, record))
-            if BATCH_CONTINUES in body:
-                held.append(item)
-                continue
-            if held:
-                yield from held
-                held.clear()
-            yield item
+        for batch in self._wal.entry_batches(start):
+            out: list[LoggedEntry] = []
+            for entry in batch:
+                try:
+                    body = loads(entry.payload)
+                except orjson.JSONDecodeError as err:
+                    raise self.unreadable(entry.offset, err) from None
+                item = _new_logged(LoggedEntry, (entry.offset, entry.type_code, body))
+                if type(body) is dict and BATCH_CONTINUES in body:
+                    held.append(item)
+                    continue
+                if held:
+                    out.extend(held)
+                    held.clear()
+                out.append(item)
+            if out:
+                yield out
         if held:
             self._cut_incomplete_batch(held)
 
-    def _unreadable(self, entry: WalEntry, err: Exception) -> CorruptionError:
+    def unreadable(self, offset: int, err: Exception) -> CorruptionError:
+        """The error for a record at ``offset`` whose payload cannot be read."""
         return CorruptionError(
             f"unreadable record payload ({err})",
-            os.path.join(self.data_dir, "wal", segment_name(offset_segment(entry.offset))),
-            offset_position(entry.offset),
+            os.path.join(self.data_dir, "wal", segment_name(offset_segment(offset))),
+            offset_position(offset),
         )
 
-    def _cut_incomplete_batch(self, held: list[Logged]) -> None:
+    def _cut_incomplete_batch(self, held: list[LoggedEntry]) -> None:
         offset = held[0].offset
         log.warning(
             "the log ends inside an atomic batch (%d of its records written before a crash); "

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from pyrstmdb.engine.records import Record
-from pyrstmdb.errors import WalIoError
+from pyrstmdb.errors import CorruptionError, WalIoError
 from pyrstmdb.results import CompactResult, IoStats, WalReadResult, WalRecord, WalStatsResult
 
 FIRST_OFFSET = 1 << 40
@@ -39,6 +39,14 @@ class Logged(NamedTuple):
     sequence: int
     offset: int
     record: Record
+
+
+class LoggedEntry(NamedTuple):
+    """A record as read back for replay: its type code and JSON object."""
+
+    offset: int
+    type_code: int
+    entry: dict[str, Any]
 
 
 class CheckpointData(NamedTuple):
@@ -63,9 +71,13 @@ class Store(Protocol):
     @property
     def waits_for_disk(self) -> bool: ...
 
-    def open_state(self) -> tuple[CheckpointData | None, Iterator[Logged]]: ...
+    def open_state(self) -> tuple[CheckpointData | None, Iterator[list[LoggedEntry]]]:
+        """The newest checkpoint and the logged entries after it, in batches."""
+        ...
 
     def append(self, records: Sequence[Record], atomic: bool = False) -> list[int]: ...
+
+    def unreadable(self, offset: int, err: Exception) -> CorruptionError: ...
 
     def append_one(self, record: Record) -> int: ...
 
@@ -124,7 +136,7 @@ class MemoryStore:
     def history_start(self) -> int:
         return self._log[0].offset if self._log else self._next_offset
 
-    def open_state(self) -> tuple[CheckpointData | None, Iterator[Logged]]:
+    def open_state(self) -> tuple[CheckpointData | None, Iterator[list[LoggedEntry]]]:
         return None, iter(())
 
     def append(self, records: Sequence[Record], atomic: bool = False) -> list[int]:
@@ -138,6 +150,9 @@ class MemoryStore:
             self._next_sequence += 1
         self._io.writes += len(records)
         return offsets
+
+    def unreadable(self, offset: int, err: Exception) -> CorruptionError:
+        return CorruptionError(f"unreadable record ({err})", "memory", offset)
 
     def append_one(self, record: Record) -> int:
         offset = self._next_offset

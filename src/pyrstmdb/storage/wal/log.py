@@ -25,7 +25,7 @@ from .fileio import APPEND_FLAGS, CREATE_FLAGS, READ_FLAGS, FileIO
 from .flusher import Flusher
 from .layout import DEFAULT_SEGMENT_SIZE, FIRST_SEGMENT_ID, encode_offset, segment_name
 from .model import RecoveryReport, SegmentInfo, WalEntry, WalStats
-from .reading import plan_spans, stream_spans
+from .reading import plan_spans, stream_batches, stream_spans
 from .record import check_items
 from .recovery import Recovered, recover
 from .segment import Segment
@@ -188,6 +188,16 @@ class Wal:
             spans = plan_spans(state.segments, from_offset, state.head if end is None else end)
             state.counters.reads += 1
         return stream_spans(state.io, spans, self._count_read_bytes)
+
+    def entry_batches(
+        self, from_offset: int = 0, end: int | None = None
+    ) -> Iterator[list[WalEntry]]:
+        """The same records as :meth:`entries`, in lists of one read chunk each (for replay)."""
+        state = self._state
+        with state.lock:
+            spans = plan_spans(state.segments, from_offset, state.head if end is None else end)
+            state.counters.reads += 1
+        return stream_batches(state.io, spans, self._count_read_bytes)
 
     def read(
         self, from_offset: int, limit: int | None, max_bytes: int

@@ -13,7 +13,7 @@ from collections.abc import Callable, Generator, Sequence
 from .fileio import FileIO
 from .layout import HEADER_SIZE, offset_position, offset_segment
 from .model import WalEntry
-from .segment import ReadSpan, Segment, read_entries
+from .segment import ReadSpan, Segment, read_batches
 
 
 def plan_spans(segments: Sequence[Segment], from_offset: int, end: int) -> list[ReadSpan]:
@@ -41,8 +41,23 @@ def stream_spans(
     total = 0
     try:
         for span in spans:
-            for entry in read_entries(fileio, span):
-                total += HEADER_SIZE + len(entry.payload)
-                yield entry
+            for batch in read_batches(fileio, span):
+                for entry in batch:
+                    total += HEADER_SIZE + len(entry.payload)
+                    yield entry
+    finally:
+        count_bytes(total)
+
+
+def stream_batches(
+    fileio: FileIO, spans: Sequence[ReadSpan], count_bytes: Callable[[int], None]
+) -> Generator[list[WalEntry], None, None]:
+    """Like :func:`stream_spans`, one list of entries per chunk read."""
+    total = 0
+    try:
+        for span in spans:
+            for batch in read_batches(fileio, span):
+                total += HEADER_SIZE * len(batch) + sum(len(entry.payload) for entry in batch)
+                yield batch
     finally:
         count_bytes(total)

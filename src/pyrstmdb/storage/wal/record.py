@@ -17,6 +17,7 @@ from crc32c import crc32c as _crc32c
 from pyrstmdb.errors import BadRequest
 
 from .layout import HEADER, HEADER_SIZE, MAGIC, MAX_PAYLOAD, TYPE_CODES
+from .model import WalEntry
 
 crc32c: Final[Callable[[Any], int]] = _crc32c
 
@@ -31,6 +32,7 @@ BAD_CRC: Final = "record checksum mismatch"
 SEQUENCE: Final = "sequence number not greater than its predecessor"
 
 _ZERO_WORD: Final = 0
+_new_entry = tuple.__new__
 _pack = HEADER.pack
 _unpack = HEADER.unpack_from
 
@@ -101,31 +103,60 @@ class Decoder:
         self.problem: Problem | None = None
 
     def __iter__(self) -> Iterator[tuple[int, int, int, bytes]]:
+        for entry in self.collect(0, 0):
+            yield entry.offset, entry.type_code, entry.sequence, entry.payload
+
+    def positions(self) -> list[int]:
+        """Check every record and return their positions, without copying payloads."""
+        found: list[int] = []
+        self._walk(found.append, None, 0, 0)
+        return found
+
+    def collect(self, base: int, skip_below: int) -> list[WalEntry]:
+        """Decode every valid record at once, as entries at offset ``base + position``.
+
+        Records whose position is below ``skip_below`` are decoded (and checked) but left
+        out. One call per buffer keeps the per-record cost of long replays low.
+        """
+        found: list[WalEntry] = []
+        self._walk(None, found.append, base, skip_below)
+        return found
+
+    def _walk(
+        self,
+        note: Callable[[int], None] | None,
+        keep: Callable[[WalEntry], None] | None,
+        base: int,
+        skip_below: int,
+    ) -> None:
         buf = self._buf
+        view = memoryview(buf)
         pos = self.position
         stop = self.stop
         last = self.last_sequence
         unpack = _unpack
         valid_types = TYPE_CODES
         checksum_of = crc32c
-        try:
-            while stop - pos >= HEADER_SIZE:
-                magic, type_code, _f, _r, length, checksum, sequence = unpack(buf, pos)
-                start = pos + HEADER_SIZE
-                end = start + length
-                if magic != MAGIC or type_code not in valid_types or end > stop:
-                    break
-                if length > MAX_PAYLOAD:
-                    break
-                payload = buf[start:end]
-                if checksum_of(payload) != checksum or sequence <= last:
-                    break
-                last = sequence
-                yield pos, type_code, sequence, payload
-                pos = end
-        finally:
-            self.position = pos
-            self.last_sequence = last
+        make = _new_entry
+        while stop - pos >= HEADER_SIZE:
+            magic, type_code, _f, _r, length, checksum, sequence = unpack(buf, pos)
+            start = pos + HEADER_SIZE
+            end = start + length
+            if magic != MAGIC or type_code not in valid_types or end > stop:
+                break
+            if length > MAX_PAYLOAD:
+                break
+            if checksum_of(view[start:end]) != checksum or sequence <= last:
+                break
+            last = sequence
+            if note is not None:
+                note(pos)
+            elif keep is not None and pos >= skip_below:
+                keep(make(WalEntry, (sequence, base + pos, type_code, buf[start:end])))
+            pos = end
+        view.release()
+        self.position = pos
+        self.last_sequence = last
         self.problem = self._diagnose(pos)
 
     def _diagnose(self, pos: int) -> Problem | None:

@@ -81,11 +81,11 @@ def analyze(data: bytes, last_sequence: int, tail: bool) -> Analysis:
     can be. Damage there is torn when no valid record follows it anywhere in the file.
     """
     decoder = Decoder(data, 0, len(data), last_sequence)
-    records = 0
+    positions = decoder.positions()
+    records = len(positions)
     marks: list[int] = []
     next_mark = 0
-    for position, _type, _sequence, _payload in decoder:
-        records += 1
+    for position in positions:
         if position >= next_mark:
             marks.append(position)
             next_mark = position + INDEX_STRIDE
@@ -144,6 +144,12 @@ def read_entries(fileio: FileIO, span: ReadSpan) -> Iterator[WalEntry]:
     A file that vanished (dropped segment) or shrank (records discarded after a failure)
     simply ends the stream; invalid bytes inside the span raise ``CorruptionError``.
     """
+    for batch in read_batches(fileio, span):
+        yield from batch
+
+
+def read_batches(fileio: FileIO, span: ReadSpan) -> Iterator[list[WalEntry]]:
+    """Like :func:`read_entries`, one list of entries per chunk read."""
     try:
         fd = fileio.open(span.path, READ_FLAGS)
     except FileNotFoundError:
@@ -154,9 +160,8 @@ def read_entries(fileio: FileIO, span: ReadSpan) -> Iterator[WalEntry]:
         fileio.close(fd)
 
 
-def _stream(fileio: FileIO, fd: int, span: ReadSpan) -> Iterator[WalEntry]:
+def _stream(fileio: FileIO, fd: int, span: ReadSpan) -> Iterator[list[WalEntry]]:
     base = span.segment_id << POSITION_BITS
-    skip_below = span.skip_below
     position = span.begin
     last_sequence = 0
     want = READ_CHUNK
@@ -164,10 +169,9 @@ def _stream(fileio: FileIO, fd: int, span: ReadSpan) -> Iterator[WalEntry]:
         size = min(max(want, READ_CHUNK), span.stop - position)
         buf = read_exactly(fileio, fd, size, position)
         decoder = Decoder(buf, 0, len(buf), last_sequence)
-        for relative, type_code, sequence, payload in decoder:
-            at = position + relative
-            if at >= skip_below:
-                yield WalEntry(sequence, base | at, type_code, payload)
+        batch = decoder.collect(base + position, span.skip_below - position)
+        if batch:
+            yield batch
         if len(buf) < size:
             return  # the file shrank underneath: the rest was discarded after a failure
         problem = decoder.problem
