@@ -99,6 +99,8 @@ class ServerProcess:
 
     def start(self, wait_ping: bool = True) -> ServerProcess:
         self.stdout_lines = []
+        self.port = 0
+        self.metrics_port = None
         log = open(self.log_path, "a")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             self.command(),
@@ -171,8 +173,6 @@ class ServerProcess:
     def restart(self) -> ServerProcess:
         """A fresh process on the same data directory (a new port unless ``bind`` fixes it)."""
         self.kill()
-        self.port = 0
-        self.metrics_port = None
         return self.start()
 
     def running(self) -> bool:
