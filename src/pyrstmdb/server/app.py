@@ -26,7 +26,6 @@ import importlib
 import logging
 import os
 import ssl
-from collections import Counter
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -118,12 +117,6 @@ class _Connections:
                 self._metrics.connection_closed()
             self.changed.set()
 
-    def subscription_counts(self) -> Mapping[str, int]:
-        counts: Counter[str] = Counter()
-        for conn in self.open:
-            counts.update(conn.subscription_kinds())
-        return counts
-
 
 class Server:
     """One running rstmdb server over an open ``Database``."""
@@ -146,9 +139,9 @@ class Server:
         config = self.config
         context = build_ssl_context(config.tls)
         core = self.db.core
-        metrics = ServerMetrics(core, self._subscription_counts) if config.metrics.enabled else None
-        self._connections = _Connections(config.network.max_connections, metrics)
         self._hub = _make_hub(self.db, loop, config.subscriptions.buffer_events)
+        metrics = ServerMetrics(core, self._hub_stats) if config.metrics.enabled else None
+        self._connections = _Connections(config.network.max_connections, metrics)
         shared = Shared(
             core=core,
             waiter=DurabilityWaiter(core, loop),
@@ -182,8 +175,8 @@ class Server:
         self.addresses = _bound(self._listener)
         self._idle_task = asyncio.create_task(self._sweep_idle())
 
-    def _subscription_counts(self) -> Mapping[str, int]:
-        return {} if self._connections is None else self._connections.subscription_counts()
+    def _hub_stats(self) -> Mapping[str, int]:
+        return {} if self._hub is None else self._hub.stats()
 
     async def _sweep_idle(self) -> None:
         timeout = float(self.config.network.idle_timeout_secs)

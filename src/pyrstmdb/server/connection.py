@@ -61,6 +61,8 @@ class Hub(Subscriptions, Protocol):
 
     def resume(self, sink: Any) -> None: ...
 
+    def stats(self) -> dict[str, int]: ...
+
 
 class Registry(Protocol):
     """The server's set of open connections (enforces ``max_connections``)."""
@@ -100,7 +102,6 @@ class Connection(asyncio.Protocol):
         self._draining = False  # stop reading; close once every response is written
         self._closed = False
         self._registered = False
-        self._subscriptions: dict[str, str] = {}
         self.peer = "?"
         self.last_activity = self._loop.time()
 
@@ -148,9 +149,8 @@ class Connection(asyncio.Protocol):
             return
         self._registered = False
         self._shared.registry.remove(self)
-        if self._shared.hub is not None and self._subscriptions:
+        if self._shared.hub is not None:
             self._shared.hub.drop(self)
-        self._subscriptions.clear()
         log.debug("connection from %s closed", self.peer)
 
     def pause_writing(self) -> None:
@@ -160,7 +160,7 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._write_paused = False
         self._resume("write")
-        if self._shared.hub is not None and self._subscriptions and not self._closed:
+        if self._shared.hub is not None and not self._closed:
             self._shared.hub.resume(self)
 
     # -- requests -----------------------------------------------------------------
@@ -283,21 +283,9 @@ class Connection(asyncio.Protocol):
             return
         transport.write(data)
         self.last_activity = self._loop.time()
-        metrics = self._shared.metrics
-        if metrics is not None:
-            metrics.event_forwarded(self._subscriptions.get(message.get("subscription_id", ""), ""))
 
     def writable(self) -> bool:
         return not self._closed and not self._write_paused
-
-    def subscribed(self, subscription_id: str, kind: str) -> None:
-        self._subscriptions[subscription_id] = kind
-
-    def unsubscribed(self, subscription_id: str) -> None:
-        self._subscriptions.pop(subscription_id, None)
-
-    def subscription_kinds(self) -> list[str]:
-        return list(self._subscriptions.values())
 
 
 def _peer_name(transport: asyncio.BaseTransport) -> str:

@@ -1,10 +1,11 @@
 """Prometheus metrics of the server (OPERATIONS §6 names) and their HTTP listener.
 
-:class:`ServerMetrics` owns a private registry. Request, error, connection and
-event counters are updated as things happen; the instance, machine and WAL
-figures and the subscription gauge are computed at scrape time from the Core,
-so they are exact after a restart and never stale. ``rstmdb_connections_rejected_total``
-counts connections refused at the connection limit. The standard ``process_*``
+:class:`ServerMetrics` owns a private registry. Request, error and connection
+counters are updated as things happen; the instance, machine and WAL figures
+and the subscription figures are computed at scrape time from the Core and the
+subscription hub, so they are exact after a restart and never stale.
+``rstmdb_connections_rejected_total`` counts connections refused at the
+connection limit. The standard ``process_*``
 collector is included.
 
 :func:`start_metrics_listener` serves, over plain HTTP/1.1 on its own address:
@@ -45,11 +46,16 @@ _OPERATIONS: dict[str, Operation] = {op.value: op for op in Operation}
 
 
 class _StateCollector(Collector):
-    """Gauges and counters read from the Core and the connections at scrape time."""
+    """Gauges and counters read from the Core and the subscription hub at scrape time.
 
-    def __init__(self, core: Core, subscriptions: Callable[[], Mapping[str, int]]) -> None:
+    ``hub_stats()`` returns the hub's figures: live subscriptions per type
+    (``instance``, ``all``) and events sent per type (``events_instance``,
+    ``events_all``).
+    """
+
+    def __init__(self, core: Core, hub_stats: Callable[[], Mapping[str, int]]) -> None:
         self._core = core
-        self._subscriptions = subscriptions
+        self._hub_stats = hub_stats
 
     def collect(self) -> Iterator[Metric]:
         state = self._core.state
@@ -60,13 +66,21 @@ class _StateCollector(Collector):
             "rstmdb_machines_total", "Machine (name, version) pairs", state.machine_versions
         )
         yield from self._wal()
+        yield from self._subscriptions()
+
+    def _subscriptions(self) -> Iterator[Metric]:
+        stats = self._hub_stats()
         active = GaugeMetricFamily(
             "rstmdb_subscriptions_active", "Live subscriptions", labels=["type"]
         )
-        counts = self._subscriptions()
+        sent = CounterMetricFamily(
+            "rstmdb_events_forwarded", "Event messages written", labels=["type"]
+        )
         for kind in SUBSCRIPTION_TYPES:
-            active.add_metric([kind], counts.get(kind, 0))
+            active.add_metric([kind], stats.get(kind, 0))
+            sent.add_metric([kind], stats.get(f"events_{kind}", 0))
         yield active
+        yield sent
 
     def _wal(self) -> Iterator[Metric]:
         stats = self._core.wal_stats()
@@ -90,9 +104,7 @@ class _StateCollector(Collector):
 class ServerMetrics:
     """Every metric of one server, in its own registry."""
 
-    def __init__(
-        self, core: Core, subscriptions: Callable[[], Mapping[str, int]] = lambda: {}
-    ) -> None:
+    def __init__(self, core: Core, hub_stats: Callable[[], Mapping[str, int]] = lambda: {}) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         reg = self.registry
@@ -114,14 +126,10 @@ class ServerMetrics:
             buckets=DURATION_BUCKETS,
             registry=reg,
         )
-        events = Counter(
-            "rstmdb_events_forwarded_total", "Event messages written", ["type"], registry=reg
-        )
         self._requests = {op: requests.labels(op.value) for op in Operation}
         self._durations = {op: duration.labels(op.value) for op in Operation}
         self._errors = {code.value: errors.labels(code.value) for code in ErrorCode}
-        self._events = {kind: events.labels(kind) for kind in SUBSCRIPTION_TYPES}
-        reg.register(_StateCollector(core, subscriptions))
+        reg.register(_StateCollector(core, hub_stats))
         ProcessCollector(registry=reg)
 
     # -- connections -----------------------------------------------------------
@@ -155,11 +163,6 @@ class ServerMetrics:
 
     def observe(self, op: Operation, seconds: float) -> None:
         self._durations[op].observe(seconds)
-
-    def event_forwarded(self, kind: str) -> None:
-        counter = self._events.get(kind)
-        if counter is not None:
-            counter.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

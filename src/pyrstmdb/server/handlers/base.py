@@ -60,12 +60,6 @@ class Subscriptions(Protocol):
 class Peer(Sink, Protocol):
     """The connection as the handlers see it."""
 
-    def subscribed(self, subscription_id: str, kind: str) -> None:
-        """Record a subscription this connection now holds (``kind``: instance or all)."""
-
-    def unsubscribed(self, subscription_id: str) -> None:
-        """Forget a subscription removed by UNWATCH."""
-
     def close(self) -> None:
         """Close the connection once what is already written has been sent."""
 

@@ -29,9 +29,8 @@ def _hub(ctx: Context) -> Subscriptions:
     return ctx.hub
 
 
-def _activated(ctx: Context, hub: Subscriptions, result: Result, kind: str) -> Answer:
+def _activated(ctx: Context, hub: Subscriptions, result: Result) -> Answer:
     subscription_id = str(result["subscription_id"])
-    ctx.conn.subscribed(subscription_id, kind)
     return Answer(result, after_write=lambda: hub.activate(ctx.conn, subscription_id))
 
 
@@ -41,7 +40,7 @@ def watch_instance(ctx: Context, params: Params) -> Reply:
     from_offset = opt_uint(params, "from_offset")
     hub = _hub(ctx)
     result = hub.watch_instance(ctx.conn, instance_id, include_ctx, from_offset)
-    return _activated(ctx, hub, result, "instance")
+    return _activated(ctx, hub, result)
 
 
 def watch_all(ctx: Context, params: Params) -> Reply:
@@ -55,14 +54,12 @@ def watch_all(ctx: Context, params: Params) -> Reply:
     result = hub.watch_all(
         ctx.conn, machines, from_states, to_states, events, include_ctx, from_offset
     )
-    return _activated(ctx, hub, result, "all")
+    return _activated(ctx, hub, result)
 
 
 def unwatch(ctx: Context, params: Params) -> Reply:
     subscription_id = req_str(params, "subscription_id")
     removed = _hub(ctx).unwatch(ctx.conn, subscription_id)
-    if removed:
-        ctx.conn.unsubscribed(subscription_id)
     return {"subscription_id": subscription_id, "removed": removed}
 
 
