@@ -104,7 +104,7 @@ class Core:
         self._clock = clock
         self._max_versions = max_machine_versions
         self._idem_settings = (idempotency_ttl_ms, idempotency_max_keys)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered when a sync in a locked section fails
         self._publish_lock = threading.Lock()
         self._listeners: list[CommitListener] = []
         self._unpublished: deque[Published] = deque()
@@ -159,17 +159,21 @@ class Core:
 
     def _on_failure(self, err: WalIoError) -> None:
         with self._lock:
-            log.error("WAL fsync failed (%s); rolling back to the last durable record", err)
-            try:
-                self._store.recover_after_failure()
-                self._needs_recovery = False
-            except WalIoError as again:
-                log.error("WAL recovery failed: %s; writes are refused until it succeeds", again)
-                self._needs_recovery = True
-            self._rollbacks += 1
-            visible = self._store.visible_end
-            self._unpublished = deque(p for p in self._unpublished if p[0] < visible)
-            self.state = self._load(end=visible)
+            self._roll_back(err)
+
+    def _roll_back(self, err: WalIoError) -> None:
+        """Make memory equal the durable log again (the lock is held)."""
+        log.error("WAL fsync failed (%s); rolling back to the last durable record", err)
+        try:
+            self._store.recover_after_failure()
+            self._needs_recovery = False
+        except WalIoError as again:
+            log.error("WAL recovery failed: %s; writes are refused until it succeeds", again)
+            self._needs_recovery = True
+        self._rollbacks += 1
+        visible = self._store.visible_end
+        self._unpublished = deque(p for p in self._unpublished if p[0] < visible)
+        self.state = self._load(end=visible)
 
     def _ensure_writable(self) -> None:
         if self._needs_recovery:
@@ -321,9 +325,19 @@ class Core:
         return BatchResult(items), wait
 
     def flush_all(self) -> FlushAllResult:
-        with self._maintenance, self._lock:
+        with self._maintenance:
+            self._sync()
+            return self._flush_locked()
+
+    def _flush_locked(self) -> FlushAllResult:
+        with self._lock:
             self._ensure_writable()
-            self._store.reset(Checkpoint(self._clock()))
+            try:
+                self._store.reset(Checkpoint(self._clock()))
+            except WalIoError as err:
+                if self._waits:
+                    self._roll_back(err)
+                raise
             instances, machines = self.state.clear()
             self._unpublished.clear()
         return FlushAllResult(True, instances, machines)
@@ -402,11 +416,21 @@ class Core:
         with self._lock:
             return capture_checkpoint(self.state, self._store.head)
 
+    def _sync(self) -> None:
+        """Fsync the store from this thread; a failure rolls memory back like a background one."""
+        try:
+            self._store.sync()
+        except WalIoError as err:
+            if self._waits:
+                with self._lock:
+                    self._roll_back(err)
+            raise
+
     def compact(self, force_snapshot: bool) -> CompactResult:
         with self._maintenance:
             rollbacks = self._rollbacks
             data = self.checkpoint_data()
-            self._store.sync()
+            self._sync()
             if rollbacks != self._rollbacks or self._store.visible_end < data.offset:
                 raise WalIoError("compaction aborted: the log was rolled back while it ran")
             return self._store.compact(data, force_snapshot)

@@ -148,3 +148,24 @@ def test_database_reports_wal_io_error_to_caller(
         with pytest.raises(Exception) as info:
             db.apply_event("missing", "PAY")
         assert info.value.__class__.__name__ == "InstanceNotFound"
+
+
+def test_failed_fsync_during_compaction_rolls_back_too(
+    tmp_path: Path, order_machine: dict[str, Any]
+) -> None:
+    disk = FlakyDisk()
+    core = _open(tmp_path, disk)
+    _setup(core, order_machine)
+    disk.fail_sync = errno.EIO
+    # A write whose background fsync fails, then a compaction whose own fsync fails.
+    result, offset = core.apply_event(ApplyEvent("o", "PAY", {"n": 2}))
+    with pytest.raises(WalIoError):
+        core.compact(True)
+    with pytest.raises(WalIoError):
+        core.wait(offset)
+    state_now = core.state.instances["o"]
+    assert (state_now.state, state_now.ctx) == ("created", {"n": 1})
+    disk.fail_sync = None
+    assert _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 3}))).ctx == {"n": 3}
+    assert core.compact(True).total_snapshots == 1
+    core.close()
