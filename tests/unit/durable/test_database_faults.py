@@ -158,7 +158,7 @@ def test_failed_fsync_during_compaction_rolls_back_too(
     _setup(core, order_machine)
     disk.fail_sync = errno.EIO
     # A write whose background fsync fails, then a compaction whose own fsync fails.
-    result, offset = core.apply_event(ApplyEvent("o", "PAY", {"n": 2}))
+    _result, offset = core.apply_event(ApplyEvent("o", "PAY", {"n": 2}))
     with pytest.raises(WalIoError):
         core.compact(True)
     with pytest.raises(WalIoError):
