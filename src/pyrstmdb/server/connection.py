@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -102,6 +103,7 @@ class Connection(asyncio.Protocol):
         self._draining = False  # stop reading; close once every response is written
         self._closed = False
         self._registered = False
+        self._tls = False
         self.peer = "?"
         self.last_activity = self._loop.time()
 
@@ -109,6 +111,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self.peer = _peer_name(transport)
+        self._tls = transport.get_extra_info("sslcontext") is not None
         if not self._shared.registry.add(self):
             self._closed = True
             self._transport.abort()
@@ -140,7 +143,8 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         self.finish()
-        return True  # keep our half open until the remaining responses are written
+        # Keep our half open until the remaining responses are written (TLS cannot).
+        return None if self._tls else True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -193,20 +197,26 @@ class Connection(asyncio.Protocol):
         if self._closed or transport is None:
             return
         chunks: list[bytes] = []
-        after: list[Any] = []
+        after: list[Callable[[], None]] = []
         while slots and slots[0].message is not None:
             slot = slots.popleft()
             chunks.append(self._encode(slot))
             if slot.after_write is not None:
                 after.append(slot.after_write)
-        if chunks:
+        if chunks and not transport.is_closing():
             transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
             for action in after:
-                action()
+                self._after_write(action)
         if len(slots) < RESUME_IN_FLIGHT:
             self._resume("in-flight")
         if self._draining and not slots and not self._closed:
             transport.close()
+
+    def _after_write(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception:
+            log.exception("action after a response to %s failed", self.peer)
 
     def _encode(self, slot: Slot) -> bytes:
         codec = self._codec
@@ -274,7 +284,7 @@ class Connection(asyncio.Protocol):
     # -- subscriptions (the hub's sink) ------------------------------------------------
     def send_event(self, message: dict[str, Any]) -> None:
         transport = self._transport
-        if self._closed or transport is None:
+        if self._closed or transport is None or transport.is_closing():
             return
         try:
             data = self._codec.encode(message)
