@@ -1,0 +1,446 @@
+"""Every client operation, written once for the blocking and the asyncio client.
+
+An operation is a *plan*: a generator that yields the requests it needs
+(:class:`Call`), receives each protocol result object and returns the typed
+result of ``pyrstmdb.results`` — the same objects the embedded ``Database``
+returns. A plan does no I/O; the runner that owns it does::
+
+    Commands.get_instance(self, "o-1")          # a plan
+        yield Call(GET_INSTANCE, {...})  ──▶  runner sends it, waits for the result
+        return GetInstanceResult.from_dict(result)
+
+The :func:`command` descriptor binds a plan to its runner: on a
+:class:`SyncRunner` (``Client``) the method returns the result, on an
+:class:`AsyncRunner` (``AsyncClient``) a coroutine, on a
+:class:`PipelineRunner` it queues the plan. :func:`subscription` does the same
+for the WATCH operations, which return subscriptions instead of results.
+
+Errors: a plan raises nothing itself; the runner raises the ``RstmdbError``
+of an error response, ``ClientConnectionError`` for transport failures and
+:class:`ProtocolViolation` when a result cannot be parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
+
+from pyrstmdb.client.events import Notice
+from pyrstmdb.errors import ClientConnectionError
+from pyrstmdb.protocol import Operation
+from pyrstmdb.results import (
+    ApplyEventResult,
+    BatchItem,
+    BatchResult,
+    CompactResult,
+    CreateInstanceResult,
+    DeleteInstanceResult,
+    FlushAllResult,
+    GetInstanceResult,
+    GetMachineResult,
+    ListInstancesResult,
+    ListMachinesResult,
+    PutMachineResult,
+    SnapshotResult,
+    WalReadResult,
+    WalStatsResult,
+    WriteResult,
+)
+
+if TYPE_CHECKING:
+    from pyrstmdb.client.stream import AsyncSubscription
+    from pyrstmdb.client.sync import Subscription
+
+JsonObject = dict[str, Any]
+P = ParamSpec("P")
+T = TypeVar("T")
+PL = TypeVar("PL", bound="PipelineRunner")
+NoticeHandler = Callable[[Notice], None]
+
+
+class ProtocolViolation(ClientConnectionError):
+    """The server sent something this client cannot understand."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request of a plan. ``safe``: may be sent again after a reconnect."""
+
+    op: Operation
+    params: JsonObject
+    safe: bool = False
+
+
+Plan = Generator[Call, JsonObject, T]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSpec:
+    """What a subscription asks for: WATCH_INSTANCE or WATCH_ALL and its params."""
+
+    op: Operation
+    params: JsonObject
+    on_notice: NoticeHandler | None = None
+
+
+@dataclass(slots=True)
+class ServerInfo:
+    """The INFO result; ``to_dict()`` returns it exactly as received."""
+
+    server_name: str
+    server_version: str
+    protocol_version: int
+    features: list[str]
+    max_frame_bytes: int | None = None
+    max_batch_ops: int | None = None
+    raw: JsonObject = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, obj: JsonObject) -> ServerInfo:
+        return cls(
+            str(obj["server_name"]),
+            str(obj["server_version"]),
+            int(obj["protocol_version"]),
+            [str(f) for f in obj.get("features") or []],
+            obj.get("max_frame_bytes"),
+            obj.get("max_batch_ops"),
+            dict(obj),
+        )
+
+    def to_dict(self) -> JsonObject:
+        return dict(self.raw)
+
+
+@dataclass(slots=True)
+class UnwatchResult:
+    subscription_id: str
+    removed: bool
+
+    def to_dict(self) -> JsonObject:
+        return {"subscription_id": self.subscription_id, "removed": self.removed}
+
+    @classmethod
+    def from_dict(cls, obj: JsonObject) -> UnwatchResult:
+        return cls(str(obj["subscription_id"]), bool(obj["removed"]))
+
+
+# -- runners -------------------------------------------------------------------------------
+
+
+class SyncRunner:
+    """Runs plans to completion, blocking (``Client``)."""
+
+    def _run(self, plan: Plan[T]) -> T:
+        raise NotImplementedError
+
+    def _watch(self, spec: WatchSpec) -> Subscription:
+        raise NotImplementedError
+
+
+class AsyncRunner:
+    """Runs plans as coroutines (``AsyncClient``)."""
+
+    async def _run(self, plan: Plan[T]) -> T:
+        raise NotImplementedError
+
+    def _watch(self, spec: WatchSpec) -> AsyncSubscription:
+        raise NotImplementedError
+
+
+class PipelineRunner:
+    """Queues plans; ``execute()`` runs them all at once on one connection."""
+
+    def __init__(self) -> None:
+        self._queued: list[Plan[Any]] = []
+
+    def _queue(self, plan: Plan[Any]) -> None:
+        self._queued.append(plan)
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+
+class command(Generic[P, T]):
+    """Turns a plan-returning method into a client method (see the module docstring)."""
+
+    def __init__(self, plan: Callable[Concatenate[Any, P], Plan[T]]) -> None:
+        self._plan = plan
+        self.__doc__ = plan.__doc__
+        self.__name__ = plan.__name__
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, obj: SyncRunner, owner: type | None = None) -> Callable[P, T]: ...
+    @overload
+    def __get__(
+        self, obj: AsyncRunner, owner: type | None = None
+    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+    @overload
+    def __get__(self, obj: PL, owner: type | None = None) -> Callable[P, PL]: ...
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        plan = self._plan
+        if isinstance(obj, PipelineRunner):
+            pipeline = obj
+
+            def queue(*args: Any, **kwargs: Any) -> Any:
+                pipeline._queue(plan(pipeline, *args, **kwargs))
+                return pipeline
+
+            return queue
+        runner: Any = obj
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return runner._run(plan(runner, *args, **kwargs))
+
+        run.__name__ = self.__name__
+        run.__doc__ = self.__doc__
+        return run
+
+
+class subscription(Generic[P]):
+    """Turns a :class:`WatchSpec`-returning method into a subscribing client method."""
+
+    def __init__(self, build: Callable[Concatenate[Any, P], WatchSpec]) -> None:
+        self._build = build
+        self.__doc__ = build.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, obj: SyncRunner, owner: type | None = None) -> Callable[P, Subscription]: ...
+    @overload
+    def __get__(
+        self, obj: AsyncRunner, owner: type | None = None
+    ) -> Callable[P, AsyncSubscription]: ...
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        build = self._build
+        runner: Any = obj
+
+        def watch(*args: Any, **kwargs: Any) -> Any:
+            return runner._watch(build(runner, *args, **kwargs))
+
+        return watch
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _params(**values: Any) -> JsonObject:
+    """Keyword arguments that are not ``None``."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def latest_version(listing: ListMachinesResult, machine: str) -> int | None:
+    for item in listing.items:
+        if item.machine == machine and item.versions:
+            return max(item.versions)
+    return None
+
+
+_BATCH_RESULTS: dict[str, Callable[[JsonObject], WriteResult]] = {
+    Operation.CREATE_INSTANCE.value: CreateInstanceResult.from_dict,
+    Operation.APPLY_EVENT.value: ApplyEventResult.from_dict,
+    Operation.DELETE_INSTANCE.value: DeleteInstanceResult.from_dict,
+}
+
+
+def parse_batch(ops: list[JsonObject], obj: JsonObject) -> BatchResult:
+    items: list[BatchItem] = []
+    for op, item in zip(ops, obj["results"], strict=False):
+        raw = item.get("result")
+        parse = _BATCH_RESULTS.get(str(op.get("op")))
+        result = parse(raw) if isinstance(raw, dict) and parse is not None else None
+        items.append(BatchItem(str(item.get("status")), result, item.get("error")))
+    return BatchResult(items)
+
+
+# -- the operations --------------------------------------------------------------------------
+
+
+class Commands:
+    """The operations shared by ``Client``, ``AsyncClient`` and their pipelines.
+
+    Names, arguments and results match ``pyrstmdb.Database``.
+    """
+
+    @command
+    def ping(self) -> Plan[bool]:
+        """True when the server answers."""
+        result = yield Call(Operation.PING, {}, safe=True)
+        return bool(result.get("pong"))
+
+    @command
+    def info(self) -> Plan[ServerInfo]:
+        """Server name, version, protocol version, features and limits."""
+        return ServerInfo.from_dict((yield Call(Operation.INFO, {}, safe=True)))
+
+    @command
+    def put_machine(
+        self, machine: str, version: int, definition: JsonObject, checksum: str | None = None
+    ) -> Plan[PutMachineResult]:
+        """Register a machine definition (re-putting an equal one is harmless)."""
+        params = _params(machine=machine, version=version, definition=definition)
+        params.update(_params(checksum=checksum))
+        result = yield Call(Operation.PUT_MACHINE, params, safe=True)
+        return PutMachineResult.from_dict(result)
+
+    @command
+    def get_machine(self, machine: str, version: int | None = None) -> Plan[GetMachineResult]:
+        """A machine version; the latest one when ``version`` is omitted."""
+        if version is None:
+            listing = ListMachinesResult.from_dict(
+                (yield Call(Operation.LIST_MACHINES, {}, safe=True))
+            )
+            version = latest_version(listing, machine) or 0
+        params = {"machine": machine, "version": version}
+        return GetMachineResult.from_dict((yield Call(Operation.GET_MACHINE, params, safe=True)))
+
+    @command
+    def list_machines(self) -> Plan[ListMachinesResult]:
+        result = yield Call(Operation.LIST_MACHINES, {}, safe=True)
+        return ListMachinesResult.from_dict(result)
+
+    @command
+    def create_instance(
+        self,
+        machine: str,
+        version: int,
+        instance_id: str | None = None,
+        initial_ctx: JsonObject | None = None,
+        idempotency_key: str | None = None,
+    ) -> Plan[CreateInstanceResult]:
+        params = _params(
+            machine=machine,
+            version=version,
+            instance_id=instance_id,
+            initial_ctx=initial_ctx,
+            idempotency_key=idempotency_key,
+        )
+        call = Call(Operation.CREATE_INSTANCE, params, safe=idempotency_key is not None)
+        return CreateInstanceResult.from_dict((yield call))
+
+    @command
+    def get_instance(self, instance_id: str) -> Plan[GetInstanceResult]:
+        params = {"instance_id": instance_id}
+        return GetInstanceResult.from_dict((yield Call(Operation.GET_INSTANCE, params, True)))
+
+    @command
+    def list_instances(
+        self,
+        machine: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Plan[ListInstancesResult]:
+        params = _params(machine=machine, state=state, limit=limit, offset=offset)
+        result = yield Call(Operation.LIST_INSTANCES, params, safe=True)
+        return ListInstancesResult.from_dict(result)
+
+    @command
+    def delete_instance(
+        self, instance_id: str, idempotency_key: str | None = None
+    ) -> Plan[DeleteInstanceResult]:
+        params = _params(instance_id=instance_id, idempotency_key=idempotency_key)
+        call = Call(Operation.DELETE_INSTANCE, params, safe=idempotency_key is not None)
+        return DeleteInstanceResult.from_dict((yield call))
+
+    @command
+    def apply_event(
+        self,
+        instance_id: str,
+        event: str,
+        payload: JsonObject | None = None,
+        expected_state: str | None = None,
+        expected_wal_offset: int | None = None,
+        event_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Plan[ApplyEventResult]:
+        params = _params(
+            instance_id=instance_id,
+            event=event,
+            payload=payload,
+            expected_state=expected_state,
+            expected_wal_offset=expected_wal_offset,
+            event_id=event_id,
+            idempotency_key=idempotency_key,
+        )
+        call = Call(Operation.APPLY_EVENT, params, safe=idempotency_key is not None)
+        return ApplyEventResult.from_dict((yield call))
+
+    @command
+    def batch(self, ops: list[JsonObject], mode: str = "atomic") -> Plan[BatchResult]:
+        """Up to 100 protocol-shaped ops; ``atomic`` (default) or ``best_effort``."""
+        result = yield Call(Operation.BATCH, {"ops": ops, "mode": mode})
+        return parse_batch(ops, result)
+
+    @command
+    def snapshot_instance(self, instance_id: str) -> Plan[SnapshotResult]:
+        params = {"instance_id": instance_id}
+        return SnapshotResult.from_dict((yield Call(Operation.SNAPSHOT_INSTANCE, params, True)))
+
+    @command
+    def wal_read(self, from_offset: int = 0, limit: int | None = None) -> Plan[WalReadResult]:
+        params = _params(from_offset=from_offset, limit=limit)
+        return WalReadResult.from_dict((yield Call(Operation.WAL_READ, params, safe=True)))
+
+    @command
+    def wal_stats(self) -> Plan[WalStatsResult]:
+        return WalStatsResult.from_dict((yield Call(Operation.WAL_STATS, {}, safe=True)))
+
+    @command
+    def compact(self, force_snapshot: bool = False) -> Plan[CompactResult]:
+        params = {"force_snapshot": force_snapshot}
+        return CompactResult.from_dict((yield Call(Operation.COMPACT, params, safe=True)))
+
+    @command
+    def flush_all(self) -> Plan[FlushAllResult]:
+        """Remove everything (the server must allow it: ``storage.allow_flush_all``)."""
+        return FlushAllResult.from_dict((yield Call(Operation.FLUSH_ALL, {})))
+
+    @command
+    def unwatch(self, subscription_id: str) -> Plan[UnwatchResult]:
+        """Cancel a subscription of this connection by id (``removed`` False if unknown)."""
+        params = {"subscription_id": subscription_id}
+        return UnwatchResult.from_dict((yield Call(Operation.UNWATCH, params)))
+
+    @subscription
+    def watch_instance(
+        self,
+        instance_id: str,
+        include_ctx: bool = True,
+        from_offset: int | None = None,
+        on_notice: NoticeHandler | None = None,
+    ) -> WatchSpec:
+        """Events of one instance; with ``from_offset``, its history from there first."""
+        params = _params(instance_id=instance_id, include_ctx=include_ctx, from_offset=from_offset)
+        return WatchSpec(Operation.WATCH_INSTANCE, params, on_notice)
+
+    @subscription
+    def watch_all(
+        self,
+        machines: list[str] | None = None,
+        from_states: list[str] | None = None,
+        to_states: list[str] | None = None,
+        events: list[str] | None = None,
+        include_ctx: bool = True,
+        from_offset: int | None = None,
+        on_notice: NoticeHandler | None = None,
+    ) -> WatchSpec:
+        """Every applied event passing the filters (empty or ``None`` = any)."""
+        params = _params(
+            machines=machines or None,
+            from_states=from_states or None,
+            to_states=to_states or None,
+            events=events or None,
+            include_ctx=include_ctx,
+            from_offset=from_offset,
+        )
+        return WatchSpec(Operation.WATCH_ALL, params, on_notice)

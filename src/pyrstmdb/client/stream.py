@@ -1,0 +1,156 @@
+"""Subscriptions as asyncio iterators, resumable after a reconnect.
+
+An :class:`AsyncSubscription` is created by ``AsyncClient.watch_instance`` /
+``watch_all``. It starts on ``await``, ``async with`` or the first ``async
+for`` step, and remembers where it is: the offset after the last event it
+delivered. When the connection is re-established the channel re-issues the
+WATCH with ``from_offset`` = that offset (inclusive on the server), so no
+event is missed or delivered twice; events below it are dropped as a second
+guard.
+
+Raises from iteration: the ``RstmdbError`` of a failed (re-)WATCH, or
+``ClientConnectionError`` when the connection is lost for good. Iteration
+ends normally after ``unwatch()`` or when the client closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
+
+from pyrstmdb.client.api import WatchSpec
+from pyrstmdb.client.events import Event, HistoryLostWarning, Notice
+from pyrstmdb.protocol import Operation
+
+if TYPE_CHECKING:
+    from pyrstmdb.client.channel import Channel
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    error: BaseException | None = None
+
+
+def _start_offset(op: Operation, result: JsonObject) -> int | None:
+    """Where live delivery began for a WATCH without ``from_offset``."""
+    if op is Operation.WATCH_INSTANCE:
+        current = result.get("current_wal_offset")
+        return current + 1 if isinstance(current, int) else None
+    head = result.get("wal_offset")
+    return head if isinstance(head, int) else None
+
+
+class AsyncSubscription:
+    """A stream of :class:`Event`; see the module docstring."""
+
+    def __init__(self, channel: Channel, spec: WatchSpec) -> None:
+        self._channel = channel
+        self.spec = spec
+        self._queue: asyncio.Queue[Event | _Stop] = asyncio.Queue()
+        self.subscription_id: str | None = None
+        self.result: JsonObject = {}
+        self.last_offset: int | None = None
+        self.notices: list[Notice] = []
+        requested = spec.params.get("from_offset")
+        self._resume: int | None = requested if isinstance(requested, int) else None
+        self._started = False
+        self._stopped = False
+
+    # -- public ------------------------------------------------------------------------------
+    @property
+    def resume_offset(self) -> int | None:
+        """The ``from_offset`` a re-issued WATCH will carry."""
+        return self._resume
+
+    async def start(self) -> Self:
+        """Send the WATCH (once); raises its error."""
+        if not self._started:
+            self._started = True
+            try:
+                await self._channel.watch(self)
+            except BaseException as exc:
+                self._stop(exc)
+                raise
+        return self
+
+    def __await__(self) -> Generator[Any, None, Self]:
+        return self.start().__await__()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.unwatch()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event:
+        await self.start()
+        item = await self._queue.get()
+        if isinstance(item, Event):
+            return item
+        self._queue.put_nowait(item)  # every later call ends the same way
+        if item.error is not None:
+            raise item.error
+        raise StopAsyncIteration
+
+    async def get(self, timeout: float | None = None) -> Event:
+        """The next event; ``TimeoutError`` if none comes within ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            return await self.__anext__()
+
+    async def unwatch(self) -> bool:
+        """Cancel the subscription; True if the server removed it."""
+        return await self._channel.unwatch(self)
+
+    @property
+    def active(self) -> bool:
+        return self._started and not self._stopped
+
+    # -- fed by the channel, on the event loop -------------------------------------------------
+    def watch_params(self) -> JsonObject:
+        params = dict(self.spec.params)
+        if self._resume is not None:
+            params["from_offset"] = self._resume
+        return params
+
+    def on_watch_result(self, result: JsonObject) -> None:
+        self.subscription_id = str(result["subscription_id"])
+        self.result = result
+        if self._resume is None:
+            self._resume = _start_offset(self.spec.op, result)
+        start = result.get("history_start")
+        if result.get("history_truncated") and isinstance(start, int) and self._resume is not None:
+            self.notice(Notice(self.subscription_id, "HISTORY_LOST", self._resume, start))
+
+    def deliver(self, event: Event) -> None:
+        if self._stopped or (self._resume is not None and event.wal_offset < self._resume):
+            return
+        self._resume = event.wal_offset + 1
+        self.last_offset = event.wal_offset
+        self._queue.put_nowait(event)
+
+    def notice(self, notice: Notice) -> None:
+        self.notices.append(notice)
+        if self._resume is None or notice.resumed_at > self._resume:
+            self._resume = notice.resumed_at
+        handler: Callable[[Notice], None] | None = self.spec.on_notice
+        if handler is not None:
+            handler(notice)
+        else:
+            warnings.warn(str(notice), HistoryLostWarning, stacklevel=2)
+
+    def _stop(self, error: BaseException | None = None) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._queue.put_nowait(_Stop(error))
+
+    def stop(self, error: BaseException | None = None) -> None:
+        """End iteration (with ``error`` raised to the consumer, if given)."""
+        self._stop(error)
