@@ -126,6 +126,21 @@ def test_watch_errors(server: ServerProcess) -> None:
     run_pair(server, body)
 
 
+def test_events_iterator_and_reconnect(server: ServerProcess) -> None:
+    async def body(watcher: Client, writer: Client) -> None:
+        await writer.create_instance("order", 1, instance_id="it1")
+        await watcher.watch_instance("it1")
+        await writer.apply_event("it1", "PAY")
+        stream = watcher.events()
+        event = await asyncio.wait_for(stream.__anext__(), 5)
+        assert (event.instance_id, event.to_state) == ("it1", "paid")
+        await writer.reconnect()
+        assert writer.is_connected and await writer.ping()
+        assert (await writer.get_instance("it1")).state == "paid"
+
+    run_pair(server, body)
+
+
 def test_watch_all_replays_from_offset(server: ServerProcess) -> None:
     async def body(watcher: Client, writer: Client) -> None:
         await writer.create_instance("other", 1, instance_id="r1")

@@ -73,6 +73,8 @@ FATAL = {
     "unknown flag bit": frame(request("PING", {}), flags=0x0011),
     "crc mismatch": frame(request("PING", {}), crc=12345),
     "payload over 16 MiB (header only)": frame(b"", length=16 * 1024 * 1024 + 1),
+    "version 2 (header only)": frame(b"", version=2, length=1000),
+    "unknown flag bit (header only)": frame(b"", flags=0x0100, length=1000),
     "garbage byte": b"\x00\x01\x02",
 }
 
