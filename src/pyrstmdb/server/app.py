@@ -1,7 +1,7 @@
 """The listening server: TLS, connection limit, idle timeout, graceful shutdown.
 
 :class:`Server` wires one ``Database`` to the network: it starts the
-subscription hub (when the package has one), the durability waiter, the
+subscription hub, the durability waiter, the
 dispatcher, the metrics listener (only when enabled) and the TCP listener
 (plain, TLS, or TLS with required client certificates), then serves until
 :meth:`Server.stop` is called (``main`` calls it on SIGINT and SIGTERM).
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import ssl
@@ -32,11 +31,12 @@ from typing import Any
 from pyrstmdb import __version__
 from pyrstmdb.config import Config, TlsConfig, format_address
 from pyrstmdb.database import Database
-from pyrstmdb.server.connection import Connection, Hub, Shared
+from pyrstmdb.server.connection import Connection, Shared
 from pyrstmdb.server.dispatch import Dispatcher
 from pyrstmdb.server.durability import DurabilityWaiter
 from pyrstmdb.server.handlers.base import Settings
 from pyrstmdb.server.metrics import ServerMetrics, start_metrics_listener
+from pyrstmdb.subscriptions import Hub
 
 log = logging.getLogger("pyrstmdb.server")
 
@@ -71,19 +71,6 @@ def build_ssl_context(tls: TlsConfig) -> ssl.SSLContext | None:
             ) from None
         context.verify_mode = ssl.CERT_REQUIRED
     return context
-
-
-def _make_hub(db: Database, loop: asyncio.AbstractEventLoop, buffer_events: int) -> Hub | None:
-    try:
-        module = importlib.import_module("pyrstmdb.subscriptions")
-    except ImportError:
-        module = None
-    factory = getattr(module, "Hub", None)
-    if factory is None:
-        log.warning("subscriptions are not available: WATCH_* will fail")
-        return None
-    hub: Hub = factory(db.core, loop, buffer_events=buffer_events)
-    return hub
 
 
 class _Connections:
@@ -139,7 +126,7 @@ class Server:
         config = self.config
         context = build_ssl_context(config.tls)
         core = self.db.core
-        self._hub = _make_hub(self.db, loop, config.subscriptions.buffer_events)
+        self._hub = Hub(core, loop, buffer_events=config.subscriptions.buffer_events)
         metrics = ServerMetrics(core, self._hub_stats) if config.metrics.enabled else None
         self._connections = _Connections(config.network.max_connections, metrics)
         shared = Shared(
@@ -208,17 +195,11 @@ class Server:
             self._idle_task.cancel()
         await self._drain_connections()
         if self._hub is not None:
-            with contextlib.suppress(Exception):
-                await self._hub_close()
+            await self._hub.close()
         if self._metrics_listener is not None:
             self._metrics_listener.close()
         await asyncio.to_thread(self.db.close)
         log.info("Server stopped")
-
-    async def _hub_close(self) -> None:
-        close: Any = getattr(self._hub, "close", None)
-        if close is not None:
-            await close()
 
     async def _drain_connections(self) -> None:
         connections = self._connections
