@@ -1,9 +1,9 @@
 """The listening server: TLS, connection limit, idle timeout, graceful shutdown.
 
 :class:`Server` wires one ``Database`` to the network: it starts the
-subscription hub, the durability waiter, the
-dispatcher, the metrics listener (only when enabled) and the TCP listener
-(plain, TLS, or TLS with required client certificates), then serves until
+subscription hub, the durability waiter, the dispatcher, the metrics listener
+(only when enabled) and the TCP listener (plain, TLS, or TLS with required
+client certificates), then serves until
 :meth:`Server.stop` is called (``main`` calls it on SIGINT and SIGTERM).
 
 * ``network.max_connections``: a connection beyond the limit is accepted and
