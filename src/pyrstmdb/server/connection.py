@@ -114,7 +114,7 @@ class Connection(asyncio.Protocol):
         self._tls = transport.get_extra_info("sslcontext") is not None
         if not self._shared.registry.add(self):
             self._closed = True
-            self._transport.abort()
+            self._transport.close()  # nothing was written: the peer just sees the close
             return
         self._registered = True
         self._transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)

@@ -228,13 +228,13 @@ def test_too_many_responses_in_flight_pause_reading(
     run(body)
 
 
-def test_connection_beyond_the_limit_is_aborted() -> None:
+def test_connection_beyond_the_limit_is_closed_at_once() -> None:
     async def body(loop: asyncio.AbstractEventLoop) -> None:
         registry = Registry(limit=1)
         first = Harness(Database(), loop, registry=registry)
         second = Harness(Database(), loop, registry=registry)
-        assert not first.transport.aborted
-        assert second.transport.aborted and second.transport.data == b""
+        assert not first.transport.closed
+        assert second.transport.closed and second.transport.data == b""
         second.conn.connection_lost(None)
         assert registry.open == {first.conn}
 
