@@ -203,3 +203,23 @@ def test_corrupt_wal_refuses_to_start_and_check_reports_it(
     assert_one_line_failure(result, "cannot open data directory")
     bad = run_rstmdb(["check", "--data-dir", str(server.data_dir)])
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_config_file_then_environment(
+    rstmdb_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    config = tmp_path / "rstmdb.yaml"
+    config.write_text(
+        'network:\n  bind_addr: "127.0.0.1:0"\nstorage:\n  allow_flush_all: true\n'
+        "logging:\n  format: text\n"
+    )
+    from_file = rstmdb_server(args=["--config", str(config)], bind=None)
+    with from_file.raw() as client:
+        assert client.call("FLUSH_ALL").ok
+    assert " INFO pyrstmdb.server: listening on" in from_file.log()
+    overridden = rstmdb_server(
+        args=["--config", str(config)], bind=None, env={"RSTMDB_ALLOW_FLUSH_ALL": "false"}
+    )
+    with overridden.raw() as client:
+        refused = client.call("FLUSH_ALL")
+        assert refused.error is not None and refused.error["code"] == "BAD_REQUEST"
