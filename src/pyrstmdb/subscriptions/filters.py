@@ -41,6 +41,7 @@ class InstanceFilter:
     """WATCH_INSTANCE: every applied event of one instance."""
 
     instance_id: str
+    everything = False
 
     def matches(self, target: Target) -> bool:
         return target.record.instance_id == self.instance_id
@@ -65,6 +66,11 @@ class AllFilter:
     ) -> AllFilter:
         sets = (frozenset(machines), frozenset(from_states), frozenset(to_states))
         return cls(*sets, frozenset(events))
+
+    @property
+    def everything(self) -> bool:
+        """No list restricts anything: every event matches."""
+        return not (self.machines or self.from_states or self.to_states or self.events)
 
     def matches(self, target: Target) -> bool:
         record = target.record

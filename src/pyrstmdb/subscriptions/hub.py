@@ -116,8 +116,13 @@ class Hub:
 
     def _dispatch(self, targets: list[Target]) -> None:
         for sub in self._subs.watching_all():
-            if sub.live:
-                matching = [t for t in targets if sub.filter.matches(t)]
+            if not sub.live:
+                continue
+            if sub.filter.everything:
+                self._offer(sub, targets)
+            else:
+                matches = sub.filter.matches
+                matching = [t for t in targets if matches(t)]
                 if matching:
                     self._offer(sub, matching)
         if self._subs.any_instance_watchers:
@@ -159,15 +164,22 @@ class Hub:
         log.debug("subscription %s fell behind at offset %d; it will catch up", sub.id, owed)
 
     def _send(self, sub: Subscription, target: Target) -> None:
-        self._emit(sub, event_message(sub.id, target, sub.include_ctx))
+        try:
+            sub.sink.send_event(event_message(sub.id, target, sub.include_ctx))
+        except Exception:
+            self._broken(sub.sink)
+            return
         self._sent[sub.kind] += 1
 
     def _emit(self, sub: Subscription, message: dict[str, Any]) -> None:
         try:
             sub.sink.send_event(message)
         except Exception:
-            log.exception("sending to a subscriber failed; dropping its subscriptions")
-            self.drop(sub.sink)
+            self._broken(sub.sink)
+
+    def _broken(self, sink: Sink) -> None:
+        log.exception("sending to a subscriber failed; dropping its subscriptions")
+        self.drop(sink)
 
     # -- catching up from the log ------------------------------------------------------
     def _catch_up(self, sub: Subscription) -> None:
