@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Callable
@@ -94,6 +95,8 @@ def describe(exc: BaseException) -> str:
         return f"TLS handshake failed: {exc.reason or exc}"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__

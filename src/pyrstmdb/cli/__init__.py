@@ -1,0 +1,1 @@
+"""``rstmdb-cli``: the command line and the REPL of pyrstmdb (entry point: ``main.main``)."""

@@ -1,0 +1,186 @@
+"""``rstmdb-cli``: run one command, or the REPL when none is given.
+
+::
+
+    rstmdb-cli [GLOBAL OPTIONS] COMMAND [ARGS]
+    rstmdb-cli --json -s db.example:7401 get-instance o-1
+
+Global options come before the command; flags beat the environment
+(``RSTMDB_SERVER``, ``RSTMDB_TOKEN``, ``RSTMDB_TLS``, ``RSTMDB_CA_CERT``,
+``RSTMDB_CLIENT_CERT``, ``RSTMDB_CLIENT_KEY``), which beats the defaults.
+``--json`` prints exactly one JSON document: the protocol result object.
+
+Exit status: 0 success; 1 a server error (``Error: <message>`` on stderr), a
+local failure, or ``Connection failed: <address>: <reason>``; 2 a usage error;
+130 interrupted. No Python traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TextIO
+
+from pyrstmdb import __version__
+from pyrstmdb.cli import render
+from pyrstmdb.cli.context import CliError, ConnectFailed, Context, Output, UsageError
+from pyrstmdb.cli.table import BY_NAME, CommandParser, ParserExit, add_commands
+from pyrstmdb.client import Client, ClientConnectionError
+from pyrstmdb.client.options import DEFAULT_ADDRESS
+from pyrstmdb.config import parse_address
+from pyrstmdb.errors import RstmdbError
+
+CLIENT_NAME = "rstmdb-cli"
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _address(text: str) -> str:
+    try:
+        parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser(env: Mapping[str, str]) -> CommandParser:
+    parser = CommandParser(
+        prog="rstmdb-cli", description="Command line for the rstmdb state machine database"
+    )
+    add = parser.add_argument
+    add("-s", "--server", type=_address, default=env.get("RSTMDB_SERVER") or DEFAULT_ADDRESS)
+    add("-t", "--token", default=env.get("RSTMDB_TOKEN"), help="authentication token")
+    tls_default = env.get("RSTMDB_TLS", "").strip().lower() in _TRUE
+    add("--tls", action="store_true", default=tls_default, help="connect with TLS")
+    add("--ca-cert", default=env.get("RSTMDB_CA_CERT"), metavar="PATH", help="CA bundle (TLS)")
+    add("--client-cert", default=env.get("RSTMDB_CLIENT_CERT"), metavar="PATH", help="mTLS")
+    add("--client-key", default=env.get("RSTMDB_CLIENT_KEY"), metavar="PATH", help="mTLS")
+    add("-k", "--insecure", action="store_true", help="TLS without certificate verification")
+    add("--server-name", metavar="NAME", help="TLS server name (default: the host)")
+    add("--json", action="store_true", help="print the result as one JSON document")
+    add("-V", "--version", action="version", version=f"rstmdb-cli {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
+    add_commands(sub, repl=False)
+    return parser
+
+
+def client_factory(ns: argparse.Namespace) -> Callable[[], Client]:
+    """Connects with the global options; raises :class:`ConnectFailed` naming the reason."""
+    if bool(ns.client_cert) != bool(ns.client_key):
+        raise CliError("--client-cert and --client-key must be used together")
+
+    def connect() -> Client:
+        try:
+            return Client(
+                ns.server,
+                token=ns.token,
+                tls=ns.tls,
+                ca_file=ns.ca_cert,
+                cert_file=ns.client_cert,
+                key_file=ns.client_key,
+                insecure=ns.insecure,
+                server_name=ns.server_name,
+                client_name=CLIENT_NAME,
+            )
+        except ClientConnectionError as exc:
+            raise ConnectFailed(str(exc)) from None
+        except RstmdbError as exc:
+            raise ConnectFailed(f"{ns.server}: {exc.message}") from None
+
+    return connect
+
+
+def emit(ctx: Context, output: Output | None) -> None:
+    if output is None:
+        return
+    if ctx.json and output.doc is not None:
+        print(render.compact_json(output.doc), file=ctx.out, flush=True)
+    elif output.text:
+        print(output.text, file=ctx.out, flush=True)
+
+
+def report(error: BaseException, err: TextIO) -> int:
+    """Print the one line for ``error``; returns the exit status."""
+    if isinstance(error, ConnectFailed):
+        print(f"Connection failed: {error}", file=err)
+    elif isinstance(error, UsageError):
+        print(f"rstmdb-cli: error: {error}", file=err)
+        return EXIT_USAGE
+    elif isinstance(error, RstmdbError):
+        print(f"Error: {error.message}", file=err)
+    else:
+        print(f"Error: {error}", file=err)
+    return EXIT_ERROR
+
+
+def run_command(ctx: Context) -> int:
+    command = BY_NAME[ctx.ns.command]
+    if command.handler is None:
+        print(help_text(), file=ctx.out)
+        return EXIT_OK
+    try:
+        emit(ctx, command.handler(ctx))
+    except (CliError, ConnectFailed, UsageError, RstmdbError, ClientConnectionError) as exc:
+        return report(exc, ctx.err)
+    finally:
+        if ctx._client is not None:
+            ctx._client.close()
+    return EXIT_OK
+
+
+def help_text() -> str:
+    from pyrstmdb.cli.table import commands_for
+
+    lines = ["Commands:"]
+    for command in commands_for(repl=False):
+        names = ", ".join((command.name, *command.aliases))
+        lines.append(f"  {names:<34} {command.summary}")
+    return "\n".join(lines)
+
+
+def _parse(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespace | int:
+    parser = build_parser(env)
+    try:
+        return parser.parse_args(argv)
+    except ParserExit as done:
+        if done.message:
+            print(done.message, end="", file=sys.stderr if done.status else sys.stdout)
+        return done.status
+    except UsageError as exc:
+        print(exc.usage or parser.format_usage(), end="", file=sys.stderr)
+        print(f"rstmdb-cli: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _main(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    ns = _parse(argv, env)
+    if isinstance(ns, int):
+        return ns
+    try:
+        connect = client_factory(ns)
+    except CliError as exc:
+        return report(exc, sys.stderr)
+    if ns.command in (None, "repl"):
+        from pyrstmdb.cli.repl import run_repl
+
+        return run_repl(ns, connect)
+    ctx = Context(ns, render.style_for(sys.stdout), sys.stdout, sys.stderr, connect, ns.json)
+    return run_command(ctx)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``rstmdb-cli`` entry point."""
+    try:
+        return _main(sys.argv[1:] if argv is None else argv, os.environ)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        sys.stderr.close()
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The interactive shell of ``rstmdb-cli`` (started when no command is given).
+
+Each entry is split by :func:`~pyrstmdb.cli.lexer.split_line` and parsed by
+the parser of the same command table as one-shot use, so ``create order 1``
+and ``create-instance -m order -V 1`` are the same command. Command names are
+case-insensitive. An entry continues over several lines while a JSON value
+has open brackets. Errors print ``Error: …`` and the session goes on; ``quit``,
+``exit``, ``q`` or Ctrl-D leave it.
+
+On a terminal, prompt_toolkit provides line editing, history in
+``$HOME/.rstmdb_history`` and tab completion of command names and of the
+machine and instance ids seen in this session (:class:`Known`). Without a
+terminal, entries are read from standard input with the same rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import TextIO
+
+from pyrstmdb.cli import render
+from pyrstmdb.cli.context import CliError, ConnectFailed, Context, Output, UsageError
+from pyrstmdb.cli.lexer import is_complete, split_line
+from pyrstmdb.cli.main import emit
+from pyrstmdb.cli.table import BY_NAME, ParserExit, commands_for, repl_parsers
+from pyrstmdb.client import Client, ClientConnectionError
+from pyrstmdb.errors import RstmdbError
+
+PROMPT = "rstmdb> "
+HISTORY_FILE = ".rstmdb_history"
+HINT = "Hint: use 'reconnect' to reconnect to the server."
+
+
+class Known:
+    """Machine names and instance ids seen in this session, for completion."""
+
+    def __init__(self) -> None:
+        self.machines: set[str] = set()
+        self.instances: set[str] = set()
+
+    def load(self, client: Client) -> None:
+        try:
+            self.machines.update(item.machine for item in client.list_machines().items)
+            self.instances.update(i.id for i in client.list_instances(limit=1000).instances)
+        except (RstmdbError, ClientConnectionError):
+            pass
+
+    def observe(self, command: str, doc: dict[str, object] | None) -> None:
+        if doc is None:
+            return
+        if command == "put-machine":
+            self.machines.add(str(doc["machine"]))
+        elif command == "list-machines":
+            self.machines.update(str(item["machine"]) for item in _items(doc, "items"))
+        elif command == "create-instance":
+            self.instances.add(str(doc["instance_id"]))
+        elif command == "list-instances":
+            self.instances.update(str(item["id"]) for item in _items(doc, "instances"))
+        elif command == "delete-instance":
+            self.instances.discard(str(doc["instance_id"]))
+        elif command == "flush-all":
+            self.machines.clear()
+            self.instances.clear()
+
+    def words(self) -> list[str]:
+        return sorted(self.machines | self.instances)
+
+
+def _items(doc: dict[str, object], key: str) -> Iterable[dict[str, object]]:
+    items = doc.get(key)
+    return items if isinstance(items, list) else []
+
+
+def help_text() -> str:
+    lines = ["", "Available commands:"]
+    for command in commands_for(repl=True):
+        usage = command.usage or command.name
+        aliases = f" ({', '.join(command.aliases)})" if command.aliases else ""
+        lines.append(f"  {usage + aliases:<48} {command.summary}")
+    lines.append("")
+    lines.append("JSON arguments may span several lines; 'help COMMAND' shows its flags.")
+    return "\n".join(lines)
+
+
+class Repl:
+    """One interactive session over one client."""
+
+    def __init__(self, address: str, client: Client, out: TextIO) -> None:
+        self.address = address
+        self.client = client
+        self.out = out
+        self.style = render.style_for(out)
+        self.parsers = repl_parsers()
+        self.known = Known()
+        self.running = True
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # -- the Session protocol ---------------------------------------------------------------
+    def quit(self) -> None:
+        self.running = False
+
+    def reconnect(self) -> str:
+        self.say(f"Reconnecting to {self.address}...")
+        try:
+            self.client.reconnect()
+        except (ClientConnectionError, RstmdbError) as exc:
+            return f"{self.style.red('Reconnect failed')}: {exc}"
+        return self.style.green("Reconnected!")
+
+    # -- one entry ----------------------------------------------------------------------------
+    def execute(self, text: str) -> None:
+        try:
+            words = split_line(text)
+        except ValueError as exc:
+            self.say(f"{self.style.red('Error')}: {exc}")
+            return
+        if not words:
+            return
+        name = words[0].lower()
+        parser = self.parsers.get(name)
+        if parser is None:
+            self.say(f"Unknown command: {words[0]}. Type 'help' for help.")
+            return
+        try:
+            ns = parser.parse_args(words[1:])
+        except UsageError as exc:
+            self._usage(name, str(exc))
+            return
+        except ParserExit as done:
+            if done.message:
+                self.say(done.message.rstrip())
+            return
+        self._run(name, ns)
+
+    def _usage(self, name: str, message: str) -> None:
+        command = BY_NAME[name]
+        self.say(f"Usage: {command.usage or command.name}")
+        self.say(f"{self.style.red('Error')}: {message}")
+
+    def _builtin(self, name: str, ns: argparse.Namespace) -> bool:
+        command = BY_NAME[name].name
+        if command == "quit":
+            self.quit()
+        elif command == "reconnect":
+            self.say(self.reconnect())
+        elif command == "help":
+            self._help(ns.topic)
+        elif command == "repl":
+            self.say("Already in the REPL.")
+        else:
+            return False
+        return True
+
+    def _help(self, topic: str | None) -> None:
+        parser = self.parsers.get(topic.lower()) if topic else None
+        self.say(parser.format_help() if parser is not None else help_text())
+
+    def _run(self, name: str, ns: argparse.Namespace) -> None:
+        if self._builtin(name, ns):
+            return
+        command = BY_NAME[name]
+        assert command.handler is not None
+        ctx = Context(ns, self.style, self.out, self.out, lambda: self.client, session=self)
+        try:
+            output = command.handler(ctx)
+            emit(ctx, output)
+            if isinstance(output, Output):
+                self.known.observe(command.name, output.doc)
+        except UsageError as exc:
+            self._usage(name, str(exc))
+        except (ClientConnectionError, ConnectFailed) as exc:
+            self.say(f"{self.style.red('Error')}: {exc}\n{self.style.yellow(HINT)}")
+        except RstmdbError as exc:
+            self.say(f"{self.style.red('Error')}: {exc.message}")
+        except CliError as exc:
+            self.say(f"{self.style.red('Error')}: {exc}")
+
+    # -- the loop -----------------------------------------------------------------------------
+    def loop(self, entries: Iterator[str]) -> None:
+        for entry in entries:
+            self.execute(entry)
+            if not self.running:
+                break
+
+
+def _history_path() -> str:
+    home = os.environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, HISTORY_FILE)
+
+
+def _piped_entries(stream: TextIO) -> Iterator[str]:
+    pending = ""
+    for line in stream:
+        pending += line
+        if is_complete(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        yield pending.strip()
+
+
+def _terminal_entries(repl: Repl) -> Iterator[str]:
+    from pyrstmdb.cli.prompt import prompt_session
+
+    session = prompt_session(_history_path(), repl.known, names=sorted(repl.parsers))
+    while repl.running:
+        try:
+            yield session.prompt(PROMPT)
+        except KeyboardInterrupt:
+            repl.say("^C")
+        except EOFError:
+            repl.say("^D")
+            return
+
+
+def run_repl(ns: argparse.Namespace, connect: Callable[[], Client]) -> int:
+    out = sys.stdout
+    style = render.style_for(out)
+    print(style.bold(style.cyan("rstmdb CLI")), file=out)
+    print(f"Connecting to {ns.server}...", file=out, flush=True)
+    try:
+        client = connect()
+    except ConnectFailed as exc:
+        print(f"Connection failed: {exc}", file=sys.stderr)
+        return 1
+    print(style.green("Connected!"), file=out)
+    print("Type 'help' for available commands.\n", file=out, flush=True)
+    repl = Repl(ns.server, client, out)
+    try:
+        repl.known.load(client)
+        interactive = sys.stdin.isatty() and out.isatty()
+        repl.loop(_terminal_entries(repl) if interactive else _piped_entries(sys.stdin))
+    finally:
+        client.close()
+        print(style.dim("Disconnected."), file=out, flush=True)
+    return 0
+
+
+__all__ = ["Known", "Repl", "run_repl"]
