@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from pyrstmdb import Database
-from pyrstmdb.aio import LoopWaiter
+from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.core import Core
 from pyrstmdb.engine.commands import ApplyEvent
 from pyrstmdb.subscriptions import Hub
@@ -76,7 +76,7 @@ def _acknowledged(acks: dict[int, float], offset: int) -> Any:
 
 
 async def _write(core: Core, acks: dict[int, float], seconds: float) -> int:
-    waiter = LoopWaiter(core, asyncio.get_running_loop())
+    waiter = DurabilityWaiter(core, asyncio.get_running_loop())
     stop = time.perf_counter() + seconds
     count = 0
 

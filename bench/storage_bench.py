@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from pyrstmdb import Database
-from pyrstmdb.aio import LoopWaiter
+from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.core import Core
 from pyrstmdb.engine.commands import ApplyEvent, CreateInstance, PutMachine
 from pyrstmdb.engine.records import EventApplied, InstanceCreated, MachinePut
@@ -38,7 +38,7 @@ INSTANCES = 1000
 async def _writers(core: Core, writers: int, seconds: float) -> int:
     done = 0
     stop = time.perf_counter() + seconds
-    waiter = LoopWaiter(core, asyncio.get_running_loop())
+    waiter = DurabilityWaiter(core, asyncio.get_running_loop())
 
     async def one(name: str) -> None:
         nonlocal done

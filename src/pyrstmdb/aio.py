@@ -1,58 +1,69 @@
-"""Waiting for durability from asyncio without blocking the event loop.
+"""Durability waits as asyncio futures, woken in batches.
 
-``Core`` reports that a record became visible (or that its fsync failed)
-through callbacks run on the store's fsync thread. ``LoopWaiter`` turns them
-into awaitables: completions are collected under a small lock and handed to
-the loop with a single ``call_soon_threadsafe`` per batch, so one fsync that
-covers hundreds of writes wakes the loop once, not hundreds of times.
+``Core.when_visible(offset, callback)`` calls ``callback`` from the store's fsync
+thread (or at once) with ``None`` or a ``WalIoError``. :class:`DurabilityWaiter`
+turns each wait into an ``asyncio.Future``; completions are queued under a small
+lock and the loop is woken with **one** ``call_soon_threadsafe`` per batch, so an
+fsync that covers many requests costs one wake-up, not one per request.
+
+Raises nothing itself; a failed fsync surfaces as the future's ``WalIoError``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 
 from pyrstmdb.core import Core
 from pyrstmdb.errors import WalIoError
 
-Done = Callable[[WalIoError | None], None]
+Completion = tuple[asyncio.Future[None], WalIoError | None]
 
 
-class LoopWaiter:
-    """``await waiter.visible(offset)``: returns once the record at ``offset`` is visible."""
+class DurabilityWaiter:
+    """One per event loop: ``wait(offset)`` -> a future, or ``None`` when already visible."""
 
     def __init__(self, core: Core, loop: asyncio.AbstractEventLoop) -> None:
         self._core = core
         self._loop = loop
         self._lock = threading.Lock()
-        self._ready: list[tuple[asyncio.Future[None], WalIoError | None]] = []
-        self._scheduled = False
+        self._done: list[Completion] = []
+        self._wake_pending = False
 
     async def visible(self, offset: int) -> None:
-        """Wait until ``offset`` is visible; raises ``WalIoError`` if its fsync failed."""
+        """Return once the record at ``offset`` is visible; raises ``WalIoError`` if it failed."""
+        future = self.wait(offset)
+        if future is not None:
+            await future
+
+    def wait(self, offset: int) -> asyncio.Future[None] | None:
+        """A future resolved once the record at ``offset`` is visible; ``None`` if it is."""
         if offset < 0 or offset < self._core.store.visible_end:
-            return
+            return None
         future: asyncio.Future[None] = self._loop.create_future()
-        self._core.when_visible(offset, self._completion(future))
-        await future
+        self._core.when_visible(offset, self._callback(future))
+        return future
 
-    def _completion(self, future: asyncio.Future[None]) -> Done:
-        def done(error: WalIoError | None) -> None:
+    def _callback(self, future: asyncio.Future[None]) -> Callable[[WalIoError | None], None]:
+        def complete(error: WalIoError | None) -> None:
             with self._lock:
-                self._ready.append((future, error))
-                if self._scheduled:
+                self._done.append((future, error))
+                if self._wake_pending:
                     return
-                self._scheduled = True
-            self._loop.call_soon_threadsafe(self._drain)
+                self._wake_pending = True
+            # A closed loop raises RuntimeError: nobody is waiting any more then.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._resolve)
 
-        return done
+        return complete
 
-    def _drain(self) -> None:
+    def _resolve(self) -> None:
         with self._lock:
-            ready, self._ready = self._ready, []
-            self._scheduled = False
-        for future, error in ready:
+            done, self._done = self._done, []
+            self._wake_pending = False
+        for future, error in done:
             if future.done():
                 continue
             if error is None:

@@ -29,11 +29,11 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from pyrstmdb import __version__
+from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.config import Config, TlsConfig, format_address
 from pyrstmdb.database import Database
 from pyrstmdb.server.connection import Connection, Shared
 from pyrstmdb.server.dispatch import Dispatcher
-from pyrstmdb.server.durability import DurabilityWaiter
 from pyrstmdb.server.handlers.base import Settings
 from pyrstmdb.server.metrics import ServerMetrics, start_metrics_listener
 from pyrstmdb.subscriptions import Hub

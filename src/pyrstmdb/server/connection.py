@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
+from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.core import Core
 from pyrstmdb.errors import InternalError
 from pyrstmdb.protocol import (
@@ -42,7 +43,6 @@ from pyrstmdb.protocol import (
     error_response,
 )
 from pyrstmdb.server.dispatch import Dispatcher, Slot
-from pyrstmdb.server.durability import DurabilityWaiter
 from pyrstmdb.server.handlers.base import Context, Settings, Subscriptions
 from pyrstmdb.server.metrics import ServerMetrics
 from pyrstmdb.server.session import Session

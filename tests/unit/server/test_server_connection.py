@@ -12,12 +12,12 @@ import orjson
 import pytest
 
 from pyrstmdb import Database
+from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.protocol import ClientCodec, Operation, Response, encode_frame, request_message
 from pyrstmdb.server import connection as connection_module
 from pyrstmdb.server import dispatch as dispatch_module
 from pyrstmdb.server.connection import Connection, Shared
 from pyrstmdb.server.dispatch import Dispatcher
-from pyrstmdb.server.durability import DurabilityWaiter
 from pyrstmdb.server.handlers.base import Settings
 
 ORDER = {

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.core import Core
-from pyrstmdb.server.durability import DurabilityWaiter
 from pyrstmdb.server.session import Session
 
 Params = dict[str, Any]

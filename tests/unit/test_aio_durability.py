@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.errors import WalIoError
-from pyrstmdb.server.durability import DurabilityWaiter
 
 Callback = Callable[[WalIoError | None], None]
 
