@@ -1,0 +1,153 @@
+"""The operation plans: requests they build and results they return, without I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pyrstmdb.client import Event, Notice, ServerInfo
+from pyrstmdb.client.api import Call, Commands, Plan, SyncRunner
+from pyrstmdb.results import (
+    ApplyEventResult,
+    BatchResult,
+    CreateInstanceResult,
+    DeleteInstanceResult,
+    GetMachineResult,
+)
+
+
+class Scripted(Commands, SyncRunner):
+    """Runs plans against canned results, recording each call."""
+
+    def __init__(self, *results: dict[str, Any]) -> None:
+        self.results = list(results)
+        self.calls: list[Call] = []
+
+    def _run(self, plan: Plan[Any]) -> Any:
+        try:
+            call = next(plan)
+            while True:
+                self.calls.append(call)
+                call = plan.send(self.results.pop(0))
+        except StopIteration as stop:
+            return stop.value
+
+
+def test_optional_params_are_left_out() -> None:
+    runner = Scripted({"instance_id": "i", "state": "s", "wal_offset": 5})
+    result = runner.create_instance("order", 1)
+    assert result == CreateInstanceResult("i", "s", 5)
+    assert runner.calls == [Call("CREATE_INSTANCE", {"machine": "order", "version": 1})]  # type: ignore[arg-type]
+    assert runner.calls[0].safe is False
+
+
+def test_writes_with_an_idempotency_key_may_be_retried() -> None:
+    runner = Scripted({"instance_id": "i", "deleted": True, "wal_offset": 9})
+    assert runner.delete_instance("i", idempotency_key="k") == DeleteInstanceResult("i", True, 9)
+    assert runner.calls[0].params == {"instance_id": "i", "idempotency_key": "k"}
+    assert runner.calls[0].safe is True
+
+
+def test_apply_event_sends_every_given_field() -> None:
+    runner = Scripted(
+        {"from_state": "a", "to_state": "b", "ctx": {"x": 1}, "wal_offset": 3, "applied": True}
+    )
+    result = runner.apply_event("i", "GO", {"x": 1}, expected_state="a", event_id="e1")
+    assert isinstance(result, ApplyEventResult) and result.ctx == {"x": 1}
+    assert runner.calls[0].params == {
+        "instance_id": "i",
+        "event": "GO",
+        "payload": {"x": 1},
+        "expected_state": "a",
+        "event_id": "e1",
+    }
+
+
+def test_get_machine_without_version_asks_for_the_latest() -> None:
+    listing = {"items": [{"machine": "order", "versions": [1, 3, 2]}]}
+    runner = Scripted(listing, {"definition": {"states": []}, "checksum": "c"})
+    assert runner.get_machine("order") == GetMachineResult({"states": []}, "c")
+    assert [c.op for c in runner.calls] == ["LIST_MACHINES", "GET_MACHINE"]
+    assert runner.calls[1].params == {"machine": "order", "version": 3}
+
+
+def test_batch_results_are_typed_by_op() -> None:
+    ops = [
+        {"op": "CREATE_INSTANCE", "params": {"machine": "m", "version": 1}},
+        {"op": "APPLY_EVENT", "params": {"instance_id": "i", "event": "GO"}},
+    ]
+    raw = {
+        "results": [
+            {
+                "status": "ok",
+                "result": {"instance_id": "i", "state": "a", "wal_offset": 1},
+                "error": None,
+            },
+            {
+                "status": "error",
+                "result": None,
+                "error": {"code": "INVALID_TRANSITION", "message": "no"},
+            },
+        ]
+    }
+    result = Scripted(raw).batch(ops, mode="best_effort")
+    assert isinstance(result, BatchResult)
+    assert isinstance(result.results[0].result, CreateInstanceResult)
+    assert result.results[1].error == {"code": "INVALID_TRANSITION", "message": "no"}
+    assert result.to_dict() == raw
+
+
+def test_watch_specs_leave_out_empty_filters() -> None:
+    spec = Commands.watch_all._build(None, machines=["m"], events=[], include_ctx=False)  # type: ignore[attr-defined]
+    assert spec.params == {"machines": ["m"], "include_ctx": False}
+
+
+def test_info_keeps_the_raw_result() -> None:
+    raw = {
+        "server_name": "rstmdb",
+        "server_version": "1",
+        "protocol_version": 1,
+        "features": ["batch"],
+        "max_frame_bytes": 16777216,
+        "max_batch_ops": 100,
+    }
+    info = Scripted(raw).info()
+    assert isinstance(info, ServerInfo) and info.max_batch_ops == 100
+    assert info.to_dict() == raw
+
+
+def test_event_round_trip_and_validation() -> None:
+    raw = {
+        "type": "event",
+        "subscription_id": "s",
+        "instance_id": "i",
+        "machine": "m",
+        "version": 1,
+        "wal_offset": 10,
+        "from_state": "a",
+        "to_state": "b",
+        "event": "GO",
+        "payload": None,
+        "ctx": {"k": 1},
+    }
+    event = Event.from_dict(raw)
+    assert event.payload is None
+    assert event.to_dict() == {k: v for k, v in raw.items() if k != "payload"}
+    with pytest.raises(ValueError, match="wal_offset"):
+        Event.from_dict({**raw, "wal_offset": "10"})
+    with pytest.raises(ValueError, match="payload"):
+        Event.from_dict({**raw, "payload": [1]})
+
+
+def test_notice_round_trip() -> None:
+    raw = {
+        "type": "notice",
+        "subscription_id": "s",
+        "code": "HISTORY_LOST",
+        "lost_from": 1,
+        "resumed_at": 5,
+    }
+    notice = Notice.from_dict(raw)
+    assert notice.to_dict() == raw
+    assert "from offset 1 up to 5" in str(notice)
