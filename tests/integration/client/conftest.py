@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,8 +12,8 @@ import trustme
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "client"))
 
-from client_drivers import KINDS, open_client  # noqa: E402
-from server_harness import ServerProcess  # noqa: E402
+from client_drivers import KINDS, open_client
+from server_harness import ServerProcess
 
 Opened = Callable[..., Any]
 
@@ -44,10 +43,7 @@ def server(rstmdb_module_server: Callable[..., ServerProcess]) -> ServerProcess:
     return rstmdb_module_server()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["Pki"]
 
 
 class Pki:

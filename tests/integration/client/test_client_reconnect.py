@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from client_drivers import free_port
 
 from pyrstmdb.client import Client, ClientConnectionError
 
@@ -19,8 +20,6 @@ ORDER = {
 @pytest.fixture
 def fixed(rstmdb_server: Any, tmp_path: Path) -> Any:
     """A server on a fixed port, so a restart comes back at the same address."""
-    from conftest import free_port  # the client test directory's helpers
-
     return rstmdb_server(bind=f"127.0.0.1:{free_port()}", data_dir=tmp_path / "data")
 
 

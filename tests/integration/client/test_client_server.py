@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+from server_harness import ServerProcess
 
 from pyrstmdb import Database
 from pyrstmdb.client import ClientConnectionError, Event, ServerInfo
@@ -18,7 +19,6 @@ from pyrstmdb.errors import (
     MachineVersionExists,
     Unauthorized,
 )
-from server_harness import ServerProcess
 
 Opened = Any
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 from typing import Any
 
 from pyrstmdb.client import AsyncClient, AsyncPipeline, AsyncSubscription, Client
@@ -77,3 +78,10 @@ def open_client(kind: str, address: str, **options: Any) -> Any:
             client.close()
             raise
     return client
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
