@@ -113,6 +113,7 @@ class Core:
         self._rollbacks = 0  # bumped whenever memory is rolled back to the durable log
         self._maintenance = threading.Lock()  # compaction, snapshots and flush, one at a time
         self.state = self._load()
+        self._published_end = store.visible_end  # everything below was visible at open
         if self._waits:
             store.add_visible_listener(self._publish_upto)
             store.set_failure_handler(self._on_failure)
@@ -181,9 +182,14 @@ class Core:
             self._needs_recovery = False
 
     # -- publication -----------------------------------------------------------
-    def add_commit_listener(self, fn: CommitListener) -> None:
-        with self._lock:
+    def add_commit_listener(self, fn: CommitListener) -> int:
+        """Register ``fn``; returns the offset from which it receives every record.
+
+        Records below it were published before; the caller reads them from the log.
+        """
+        with self._lock, self._publish_lock:
             self._listeners.append(fn)
+            return self._published_end if self._waits else self._store.head
 
     def remove_commit_listener(self, fn: CommitListener) -> None:
         with self._lock:
@@ -193,7 +199,7 @@ class Core:
     def _append(self, records: list[Record], atomic: bool = False) -> list[int]:
         self._ensure_writable()
         offsets = self._store.append(records, atomic)
-        if self._listeners:
+        if self._waits or self._listeners:
             self._unpublished.extend(zip(offsets, records, strict=True))
         return offsets
 
@@ -201,7 +207,7 @@ class Core:
         if self._needs_recovery:
             self._ensure_writable()
         offset = self._store.append_one(record)
-        if self._listeners:
+        if self._waits or self._listeners:  # a listener added later still gets pending ones
             self._unpublished.append((offset, record))
         return offset
 
@@ -215,7 +221,9 @@ class Core:
             batch: list[Published] = []
             while pending and pending[0][0] < end:
                 batch.append(pending.popleft())
-            if batch:
+            if end > self._published_end:
+                self._published_end = end
+            if batch and self._listeners:
                 for fn in list(self._listeners):
                     try:
                         fn(batch)

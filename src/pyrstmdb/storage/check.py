@@ -55,12 +55,16 @@ def _rebuild(wal_dir: str, snapshot_dir: str, report: VerifyReport) -> tuple[Sta
         restore_checkpoint(state, checkpoint)
         start = checkpoint.offset
     fileio = FileIO()
+    first_id, first_position = start >> 40, start & ((1 << 40) - 1)
     for segment_id in segment_ids(fileio, wal_dir):
+        if segment_id < first_id:
+            continue  # covered by the checkpoint
         path = os.path.join(wal_dir, segment_name(segment_id))
         stop = os.path.getsize(path)
         if report.torn_segment == path and report.torn_position is not None:
             stop = report.torn_position
-        for entry in read_entries(fileio, ReadSpan(segment_id, path, 0, stop, start)):
+        skip = first_position if segment_id == first_id else 0
+        for entry in read_entries(fileio, ReadSpan(segment_id, path, 0, stop, skip)):
             try:
                 record = from_entry(entry.type_code, orjson.loads(entry.payload))
             except (orjson.JSONDecodeError, ValueError) as err:

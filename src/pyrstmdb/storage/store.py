@@ -19,6 +19,7 @@ advances.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -30,6 +31,7 @@ from pyrstmdb.errors import CorruptionError, WalIoError
 from pyrstmdb.results import CompactResult, IoStats, WalReadResult, WalRecord, WalStatsResult
 
 FIRST_OFFSET = 1 << 40
+_new_logged = tuple.__new__
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 # Room kept for the response envelope around WAL_READ records.
 READ_BUDGET_BYTES = MAX_FRAME_BYTES - 64 * 1024
@@ -119,6 +121,7 @@ class MemoryStore:
     waits_for_disk = False
 
     def __init__(self, retain: int = 100_000) -> None:
+        self._lock = threading.Lock()
         self._log: deque[Logged] = deque(maxlen=retain)
         self._next_offset = FIRST_OFFSET
         self._next_sequence = 1
@@ -134,31 +137,24 @@ class MemoryStore:
 
     @property
     def history_start(self) -> int:
-        return self._log[0].offset if self._log else self._next_offset
+        with self._lock:
+            return self._log[0].offset if self._log else self._next_offset
 
     def open_state(self) -> tuple[CheckpointData | None, Iterator[list[LoggedEntry]]]:
         return None, iter(())
 
     def append(self, records: Sequence[Record], atomic: bool = False) -> list[int]:
-        offsets = []
-        log = self._log
-        for record in records:
-            offset = self._next_offset
-            log.append(Logged(self._next_sequence, offset, record))
-            offsets.append(offset)
-            self._next_offset = offset + 1
-            self._next_sequence += 1
-        self._io.writes += len(records)
-        return offsets
+        return [self.append_one(record) for record in records]
 
     def unreadable(self, offset: int, err: Exception) -> CorruptionError:
         return CorruptionError(f"unreadable record ({err})", "memory", offset)
 
     def append_one(self, record: Record) -> int:
-        offset = self._next_offset
-        self._log.append(Logged(self._next_sequence, offset, record))
-        self._next_offset = offset + 1
-        self._next_sequence += 1
+        with self._lock:
+            offset = self._next_offset
+            self._log.append(_new_logged(Logged, (self._next_sequence, offset, record)))
+            self._next_offset = offset + 1
+            self._next_sequence += 1
         self._io.writes += 1
         return offset
 
@@ -178,15 +174,22 @@ class MemoryStore:
         return None
 
     def logged_from(self, from_offset: int, end: int) -> Iterator[Logged]:
+        # Offsets are consecutive, so each step finds its record by arithmetic under the
+        # lock; appends evicting old records meanwhile cannot make it skip one.
         log = self._log
-        if not log:
-            return
-        start = max(0, from_offset - log[0].offset)
-        for index in range(start, len(log)):
-            item = log[index]
+        wanted = from_offset
+        while True:
+            with self._lock:
+                if not log:
+                    return
+                index = max(0, wanted - log[0].offset)
+                if index >= len(log):
+                    return
+                item = log[index]
             if item.offset >= end:
                 return
             yield item
+            wanted = item.offset + 1
 
     def read(self, from_offset: int, limit: int | None) -> WalReadResult:
         records: list[WalRecord] = []
@@ -214,8 +217,9 @@ class MemoryStore:
 
     def compact(self, data: CheckpointData, force: bool) -> CompactResult:
         """Forget the records the state already covers (there are no files)."""
-        while self._log and self._log[0].offset < data.offset:
-            self._log.popleft()
+        with self._lock:
+            while self._log and self._log[0].offset < data.offset:
+                self._log.popleft()
         return CompactResult(0, 0, 0, 0, 0)
 
     def write_instance_snapshot(self, body: dict[str, Any]) -> tuple[str, int, str]:
@@ -224,8 +228,9 @@ class MemoryStore:
         return body["snapshot_id"], len(blob), hashlib.sha256(blob).hexdigest()
 
     def reset(self, record: Record) -> int:
-        self._log.clear()
-        return self.append([record])[0]
+        with self._lock:
+            self._log.clear()
+        return self.append_one(record)
 
     def close(self) -> None:
         return None

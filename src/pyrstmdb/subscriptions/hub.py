@@ -86,9 +86,8 @@ class Hub:
         self._fell_behind = 0
         self._lost_notices = 0
         self._closed = False
-        core.add_commit_listener(self._on_commit)
-        # Anything published to the listener below this point is read from the log instead.
-        self._published_end = core.store.visible_end
+        # Everything from this offset on reaches the listener; older records come from the log.
+        self._published_end = core.add_commit_listener(self._on_commit)
 
     # -- from the write path ---------------------------------------------------------
     def _on_commit(self, batch: list[Published]) -> None:

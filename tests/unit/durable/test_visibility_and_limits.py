@@ -113,3 +113,51 @@ def test_wal_read_stays_within_one_frame(tmp_path: Path, order_machine: dict[str
             "create_instance",
         ]
         assert db.wal_read(0, limit=0).records == []
+
+
+def test_logged_from_with_an_end_inside_a_record(
+    tmp_path: Path, order_machine: dict[str, Any]
+) -> None:
+    with Database(tmp_path) as db:
+        db.put_machine("order", 1, order_machine)
+        offsets = [db.create_instance("order", 1, instance_id=f"i{n}").wal_offset for n in range(5)]
+        got = [item.offset for item in db.core.logged_from(offsets[1], offsets[3] + 1)]
+        assert got == offsets[1:4]
+        assert [item.offset for item in db.core.logged_from(0, offsets[0] + 5)][-1] == offsets[0]
+
+
+def test_memory_log_reads_never_skip_while_appends_evict() -> None:
+    from pyrstmdb.engine.records import Checkpoint
+    from pyrstmdb.storage.store import MemoryStore
+
+    store = MemoryStore(retain=50)
+    for n in range(50):
+        store.append_one(Checkpoint(n))
+    reader = store.logged_from(store.history_start + 10, 1 << 62)
+    seen = [next(reader).offset]
+    for n in range(30):  # evicts the 30 oldest while the reader is half-way
+        store.append_one(Checkpoint(100 + n))
+    seen.extend(item.offset for item in reader)
+    # The evicted records are gone (history starts later now); every held one is read.
+    assert seen[1] == store.history_start
+    assert seen[1:] == list(range(store.history_start, store.head))
+
+
+def test_commit_listener_gets_everything_from_its_boundary(
+    tmp_path: Path, order_machine: dict[str, Any]
+) -> None:
+    disk = GatedDisk()
+    core = Core(DiskStore.open(str(tmp_path), fileio=disk), clock=lambda: 1)
+    core.wait(core.put_machine(PutMachine("order", 1, order_machine))[1])
+    disk.gate.clear()
+    _r, pending = core.write(CreateInstance("order", 1, "late"))  # written, not yet durable
+    received: list[int] = []
+    boundary = core.add_commit_listener(lambda batch: received.extend(o for o, _ in batch))
+    assert boundary <= pending
+    disk.gate.set()
+    core.wait(pending)
+    deadline = time.monotonic() + 5
+    while pending not in received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pending in received  # written before the listener existed, published after
+    core.close()

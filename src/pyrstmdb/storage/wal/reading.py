@@ -25,12 +25,13 @@ def plan_spans(segments: Sequence[Segment], from_offset: int, end: int) -> list[
         segment_id = segment.segment_id
         if segment_id < first_id or segment_id > end_id:
             continue
-        stop = segment.size if segment_id < end_id else min(end_position, segment.size)
+        # Records starting before ``end`` are read whole, even when ``end`` falls inside one.
+        before = segment.size if segment_id < end_id else min(end_position, segment.size)
         skip = first_position if segment_id == first_id else 0
-        if skip >= stop:
+        if skip >= before:
             continue
         begin = segment.start_for(skip)
-        spans.append(ReadSpan(segment_id, segment.path, begin, stop, skip))
+        spans.append(ReadSpan(segment_id, segment.path, begin, segment.size, skip, before))
     return spans
 
 

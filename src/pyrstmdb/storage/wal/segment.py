@@ -129,13 +129,15 @@ def read_whole(fileio: FileIO, path: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ReadSpan:
-    """Records of one segment to stream: bytes ``begin..stop``, offsets from ``skip_below``."""
+    """Records of one segment to stream: bytes ``begin..stop``, records starting in
+    ``skip_below..starts_before`` (positions)."""
 
     segment_id: int
     path: str
     begin: int
     stop: int
     skip_below: int
+    starts_before: int = 1 << 40
 
 
 def read_entries(fileio: FileIO, span: ReadSpan) -> Iterator[WalEntry]:
@@ -170,8 +172,13 @@ def _stream(fileio: FileIO, fd: int, span: ReadSpan) -> Iterator[list[WalEntry]]
         buf = read_exactly(fileio, fd, size, position)
         decoder = Decoder(buf, 0, len(buf), last_sequence)
         batch = decoder.collect(base + position, span.skip_below - position)
+        limit = base + span.starts_before
+        if batch and batch[-1].offset >= limit:
+            batch = [entry for entry in batch if entry.offset < limit]
         if batch:
             yield batch
+        if position + decoder.position >= span.starts_before:
+            return  # every record starting before the limit has been read
         if len(buf) < size:
             return  # the file shrank underneath: the rest was discarded after a failure
         problem = decoder.problem

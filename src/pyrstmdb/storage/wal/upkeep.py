@@ -48,10 +48,17 @@ def _delete_segment(state: LogState, segment: Segment) -> int:
         size = state.io.path_size(segment.path)
     except OSError:
         size = segment.size
-    state.io.unlink(segment.path)
+    # Leave the list first: a reader that planned before this still finds the file or
+    # ends its stream early, and one planning after sees history start later.
     with state.lock:
         state.segments.remove(segment)
         fd = state.take_unsynced_fd(segment.segment_id)
+    try:
+        state.io.unlink(segment.path)
+    except OSError:
+        with state.lock:
+            state.segments.insert(0, segment)
+        raise
     if fd is not None:
         state.close_quietly(fd)
     return size
