@@ -288,14 +288,26 @@ class Connection(asyncio.Protocol):
             return
         try:
             data = self._codec.encode(message)
-        except (MessageTooLarge, TypeError) as exc:
-            log.warning("event for %s not sent: %s", self.peer, exc)
-            return
+        except MessageTooLarge as exc:
+            # Too big for one frame: say so instead of dropping it silently.
+            log.warning("event for %s too large to send: %s", self.peer, exc)
+            data = self._codec.encode(_too_large_notice(message, exc.size))
         transport.write(data)
         self.last_activity = self._loop.time()
 
     def writable(self) -> bool:
         return not self._closed and not self._write_paused
+
+
+def _too_large_notice(message: dict[str, Any], size: int) -> dict[str, Any]:
+    return {
+        "type": "notice",
+        "subscription_id": message.get("subscription_id"),
+        "code": "EVENT_TOO_LARGE",
+        "instance_id": message.get("instance_id"),
+        "wal_offset": message.get("wal_offset"),
+        "size": size,
+    }
 
 
 def _peer_name(transport: asyncio.BaseTransport) -> str:
