@@ -47,7 +47,9 @@ def _address(text: str) -> str:
 
 def build_parser(env: Mapping[str, str]) -> CommandParser:
     parser = CommandParser(
-        prog="rstmdb-cli", description="Command line for the rstmdb state machine database"
+        prog="rstmdb-cli",
+        usage="rstmdb-cli [OPTIONS] COMMAND [ARGS]",
+        description="Command line for the rstmdb state machine database",
     )
     add = parser.add_argument
     add("-s", "--server", type=_address, default=env.get("RSTMDB_SERVER") or DEFAULT_ADDRESS)
@@ -61,7 +63,9 @@ def build_parser(env: Mapping[str, str]) -> CommandParser:
     add("--server-name", metavar="NAME", help="TLS server name (default: the host)")
     add("--json", action="store_true", help="print the result as one JSON document")
     add("-V", "--version", action="version", version=f"rstmdb-cli {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=CommandParser, prog="rstmdb-cli"
+    )
     add_commands(sub, repl=False)
     return parser
 
@@ -106,7 +110,7 @@ def report(error: BaseException, err: TextIO) -> int:
     if isinstance(error, ConnectFailed):
         print(f"Connection failed: {error}", file=err)
     elif isinstance(error, UsageError):
-        print(f"rstmdb-cli: error: {error}", file=err)
+        print(f"rstmdb-cli: error: {error} (see --help)", file=err)
         return EXIT_USAGE
     elif isinstance(error, RstmdbError):
         print(f"Error: {error.message}", file=err)
@@ -149,9 +153,7 @@ def _parse(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespace | 
             print(done.message, end="", file=sys.stderr if done.status else sys.stdout)
         return done.status
     except UsageError as exc:
-        print(exc.usage or parser.format_usage(), end="", file=sys.stderr)
-        print(f"rstmdb-cli: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return report(exc, sys.stderr)
 
 
 def _main(argv: Sequence[str], env: Mapping[str, str]) -> int:
