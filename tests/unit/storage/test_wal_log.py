@@ -368,3 +368,14 @@ def test_truncate_to_discards_the_end_of_the_log(tmp_path: Path) -> None:
     with Wal.open(tmp_path, segment_size=256) as log:
         assert log.recovery.torn_bytes == 0
         assert [e.sequence for e in log.entries()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_never_policy_does_not_hold_a_descriptor_per_segment(tmp_path: Path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    with Wal.open(tmp_path, policy=FsyncPolicy("never"), segment_size=1024) as log:
+        for n in range(300):
+            log.append([(3, payload(n, 600))])  # every record starts a new segment
+        assert len(log.segments()) >= 290
+        assert len(os.listdir("/proc/self/fd")) - before < 20
+    with Wal.open(tmp_path) as log:
+        assert len(list(log.entries())) == 300

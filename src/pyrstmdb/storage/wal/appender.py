@@ -105,7 +105,28 @@ def _append_batch(
         state.counters.writes += len(items)
         state.counters.bytes_written += batch.total
         _after_write(state, rotated=bool(placement.new_segments))
+    if placement.new_segments and state.policy.kind == "never":
+        _close_spare_descriptors(state)
     return [encode_offset(segment_id, pos) for segment_id, pos in placement.positions]
+
+
+#: Under ``never`` nothing syncs finished segments; keep at most this many of their
+#: descriptors open (closing one leaves its write-back to the kernel).
+NEVER_KEEPS_OPEN = 8
+
+
+def _close_spare_descriptors(state: LogState) -> None:
+    """Close the oldest finished segments' descriptors beyond the limit.
+
+    The round lock keeps any fsync round from holding a plan that still lists them.
+    """
+    with state.round_lock:
+        with state.lock:
+            extra = max(0, len(state.unsynced_fds) - NEVER_KEEPS_OPEN)
+            spare = [fd for _id, fd in state.unsynced_fds[:extra]]
+            del state.unsynced_fds[:extra]
+        for fd in spare:
+            state.close_quietly(fd)
 
 
 def _place(state: LogState, placement: Placement) -> None:
