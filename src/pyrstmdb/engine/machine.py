@@ -384,10 +384,9 @@ def replay_entry(view: Any, type_code: int, entry: Any, offset: int, default_ts:
 
 def apply_event_record(view: View, record: EventApplied, offset: int) -> ApplyEventResult:
     """Apply a decided event (the live fast path; the instance exists)."""
-    _update_event(view, record, offset)
-    return ApplyEventResult(
-        record.from_state, record.to_state, record.ctx, offset, True, record.event_id
-    )
+    instance_id, _event, from_state, to_state, _payload, ctx, event_id, key, ts = record
+    _event_values(view, instance_id, from_state, to_state, ctx, event_id, key, ts, offset)
+    return ApplyEventResult(from_state, to_state, ctx, offset, True, event_id)
 
 
 def _result(record: Record, offset: int) -> Any:
