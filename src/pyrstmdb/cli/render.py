@@ -290,7 +290,9 @@ def event_line(event: Event) -> str:
 
 
 def notice_line(notice: Notice, s: Style) -> str:
-    return (
-        f"{s.yellow('Warning')}: history lost: events from offset {notice.lost_from} "
-        f"up to {notice.resumed_at} were compacted away"
-    )
+    if notice.code == "HISTORY_LOST":
+        return (
+            f"{s.yellow('Warning')}: history lost: events from offset {notice.lost_from} "
+            f"up to {notice.resumed_at} were compacted away"
+        )
+    return f"{s.yellow('Warning')}: {notice}"

@@ -16,7 +16,7 @@ transport failures raise ``ClientConnectionError`` naming the address.
 from pyrstmdb.client.aio import AsyncClient, AsyncPipeline
 from pyrstmdb.client.api import Commands, ProtocolViolation, ServerInfo, UnwatchResult
 from pyrstmdb.client.connection import RequestTimeout
-from pyrstmdb.client.events import Event, HistoryLostWarning, Notice
+from pyrstmdb.client.events import Event, HistoryLostWarning, Notice, SubscriptionWarning
 from pyrstmdb.client.options import DEFAULT_ADDRESS, ClientArgs, ClientOptions
 from pyrstmdb.client.stream import AsyncSubscription
 from pyrstmdb.client.sync import Client, Pipeline, Subscription
@@ -40,5 +40,6 @@ __all__ = [
     "RequestTimeout",
     "ServerInfo",
     "Subscription",
+    "SubscriptionWarning",
     "UnwatchResult",
 ]

@@ -80,10 +80,7 @@ def parse_message(payload: bytes) -> Response | WireEvent | Notice:
     except ValueError as exc:
         obj = orjson.loads(payload) if payload[:1] == b"{" else None
         if isinstance(obj, dict) and obj.get("type") == "notice":
-            try:
-                return Notice.from_dict(obj)
-            except ValueError as bad:
-                raise FramingError(f"invalid notice: {bad}") from None
+            return Notice.from_dict(obj)
         raise FramingError(f"invalid server message: {exc}") from None
 
 
@@ -187,7 +184,7 @@ class Link:
                     reason = "server closed the connection"
                     break
                 for message in self._splitter.feed(data):
-                    self._dispatch(parse_message(message))
+                    self._receive(message)
         except FramingError as exc:
             reason = f"protocol error: {exc}"
         except OSError as exc:
@@ -196,6 +193,14 @@ class Link:
             reason = "connection closed"
         finally:
             self._lost(reason)
+
+    def _receive(self, payload: bytes) -> None:
+        try:
+            message = parse_message(payload)
+        except ValueError as exc:  # a notice without a subscription id
+            log.warning("%s: dropped a malformed notice: %s", self.address, exc)
+            return
+        self._dispatch(message)
 
     def _dispatch(self, message: Response | WireEvent | Notice) -> None:
         if isinstance(message, Response):

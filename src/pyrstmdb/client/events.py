@@ -12,7 +12,7 @@ Parsing raises ``ValueError`` for a message that lacks a required field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 JsonObject = dict[str, Any]
@@ -20,7 +20,11 @@ JsonObject = dict[str, Any]
 _EVENT_TEXT = ("subscription_id", "instance_id", "machine", "from_state", "to_state", "event")
 
 
-class HistoryLostWarning(UserWarning):
+class SubscriptionWarning(UserWarning):
+    """A subscription was told that it will not receive some events."""
+
+
+class HistoryLostWarning(SubscriptionWarning):
     """Events a subscription asked for were compacted away before delivery."""
 
 
@@ -29,6 +33,11 @@ def _object_or_none(obj: JsonObject, key: str) -> JsonObject | None:
     if value is None or isinstance(value, dict):
         return value
     raise ValueError(f"event '{key}' is neither an object nor null")
+
+
+def _opt_int(obj: JsonObject, key: str) -> int | None:
+    value = obj.get(key)
+    return value if type(value) is int else None
 
 
 def _int(obj: JsonObject, key: str) -> int:
@@ -97,12 +106,19 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """Events with offsets in ``[lost_from, resumed_at)`` can no longer be delivered."""
+    """Something a subscription will not receive.
+
+    ``HISTORY_LOST``: events with offsets in ``[lost_from, resumed_at)`` were
+    compacted away. ``EVENT_TOO_LARGE``: the event at ``lost_from`` did not fit
+    in one message. Other codes are kept as received; ``fields`` holds the
+    whole message.
+    """
 
     subscription_id: str
     code: str
-    lost_from: int
-    resumed_at: int
+    lost_from: int | None = None
+    resumed_at: int | None = None
+    fields: JsonObject = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_dict(cls, obj: JsonObject) -> Notice:
@@ -110,24 +126,45 @@ class Notice:
         if not isinstance(subscription_id, str):
             raise ValueError("notice 'subscription_id' is not a string")
         code = obj.get("code")
+        lost_from = _opt_int(obj, "lost_from")
+        resumed_at = _opt_int(obj, "resumed_at")
+        offset = _opt_int(obj, "wal_offset")
+        if lost_from is None and offset is not None:
+            lost_from, resumed_at = offset, offset + 1
         return cls(
             subscription_id,
-            code if isinstance(code, str) else "HISTORY_LOST",
-            _int(obj, "lost_from"),
-            _int(obj, "resumed_at"),
+            code if isinstance(code, str) else "UNKNOWN",
+            lost_from,
+            resumed_at,
+            dict(obj),
         )
 
     def to_dict(self) -> JsonObject:
-        return {
-            "type": "notice",
-            "subscription_id": self.subscription_id,
-            "code": self.code,
-            "lost_from": self.lost_from,
-            "resumed_at": self.resumed_at,
-        }
+        if self.fields:
+            return dict(self.fields)
+        out: JsonObject = {"type": "notice", "subscription_id": self.subscription_id}
+        out["code"] = self.code
+        if self.lost_from is not None:
+            out["lost_from"] = self.lost_from
+        if self.resumed_at is not None:
+            out["resumed_at"] = self.resumed_at
+        return out
+
+    @property
+    def warning(self) -> type[SubscriptionWarning]:
+        return HistoryLostWarning if self.code == "HISTORY_LOST" else SubscriptionWarning
 
     def __str__(self) -> str:
-        return (
-            f"{self.code}: events from offset {self.lost_from} up to {self.resumed_at} "
-            f"were compacted away before delivery (subscription {self.subscription_id})"
-        )
+        where = f"subscription {self.subscription_id}"
+        if self.code == "HISTORY_LOST":
+            return (
+                f"{self.code}: events from offset {self.lost_from} up to {self.resumed_at} "
+                f"were compacted away before delivery ({where})"
+            )
+        if self.code == "EVENT_TOO_LARGE":
+            size = self.fields.get("size")
+            return (
+                f"{self.code}: the event at offset {self.lost_from} ({size} bytes) "
+                f"was not sent ({where})"
+            )
+        return f"{self.code}: {self.fields} ({where})"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from pyrstmdb.client.api import WatchSpec
-from pyrstmdb.client.events import Event, HistoryLostWarning, Notice
+from pyrstmdb.client.events import Event, Notice
 from pyrstmdb.protocol import Operation
 
 if TYPE_CHECKING:
@@ -138,13 +138,14 @@ class AsyncSubscription:
 
     def notice(self, notice: Notice) -> None:
         self.notices.append(notice)
-        if self._resume is None or notice.resumed_at > self._resume:
-            self._resume = notice.resumed_at
+        resumed = notice.resumed_at
+        if resumed is not None and (self._resume is None or resumed > self._resume):
+            self._resume = resumed
         handler: Callable[[Notice], None] | None = self.spec.on_notice
         if handler is not None:
             handler(notice)
         else:
-            warnings.warn(str(notice), HistoryLostWarning, stacklevel=2)
+            warnings.warn(str(notice), notice.warning, stacklevel=2)
 
     def _stop(self, error: BaseException | None = None) -> None:
         if not self._stopped:

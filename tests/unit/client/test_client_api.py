@@ -151,3 +151,20 @@ def test_notice_round_trip() -> None:
     notice = Notice.from_dict(raw)
     assert notice.to_dict() == raw
     assert "from offset 1 up to 5" in str(notice)
+
+
+def test_event_too_large_notice() -> None:
+    raw = {
+        "type": "notice",
+        "subscription_id": "s",
+        "code": "EVENT_TOO_LARGE",
+        "instance_id": "i",
+        "wal_offset": 40,
+        "size": 17_000_000,
+    }
+    notice = Notice.from_dict(raw)
+    assert (notice.lost_from, notice.resumed_at) == (40, 41)
+    assert notice.to_dict() == raw
+    assert "offset 40 (17000000 bytes) was not sent" in str(notice)
+    with pytest.raises(ValueError):
+        Notice.from_dict({"type": "notice", "code": "X"})

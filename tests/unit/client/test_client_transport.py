@@ -20,6 +20,7 @@ from pyrstmdb.client import (
     Notice,
     ProtocolViolation,
     RequestTimeout,
+    SubscriptionWarning,
 )
 from pyrstmdb.errors import AuthFailed, Conflict, InstanceNotFound
 from pyrstmdb.protocol import Request
@@ -299,6 +300,26 @@ def test_notices_reach_the_callback_or_become_warnings(kind: str, stub: StubServ
         with pytest.warns(HistoryLostWarning, match="from offset 100 up to 300"):
             other = client.watch_all(from_offset=100)
             assert other.get(5).wal_offset == 300
+    finally:
+        client.close()
+
+
+def test_unknown_and_oversized_notices_keep_the_connection(kind: str, stub: StubServer) -> None:
+    script = WatchScript()
+    script.after_watch = [
+        {"type": "notice", "code": "EVENT_TOO_LARGE", "wal_offset": 100, "size": 99},
+        {"type": "notice", "code": "SOMETHING_NEW"},
+        _event("", 130),
+    ]
+    stub.handler = script
+    client = open_client(kind, stub.address)
+    try:
+        with pytest.warns(SubscriptionWarning) as warned:
+            sub = client.watch_all()
+            assert sub.get(5).wal_offset == 130
+        assert "EVENT_TOO_LARGE" in str(warned[0].message)
+        assert [n.code for n in sub.notices] == ["EVENT_TOO_LARGE", "SOMETHING_NEW"]
+        assert client.ping() is True
     finally:
         client.close()
 
