@@ -179,6 +179,8 @@ class Repl:
             self.say(f"{self.style.red('Error')}: {exc.message}")
         except CliError as exc:
             self.say(f"{self.style.red('Error')}: {exc}")
+        except KeyboardInterrupt:
+            self.say("^C")
 
     # -- the loop -----------------------------------------------------------------------------
     def loop(self, entries: Iterator[str]) -> None:

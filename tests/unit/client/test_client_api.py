@@ -168,3 +168,38 @@ def test_event_too_large_notice() -> None:
     assert "offset 40 (17000000 bytes) was not sent" in str(notice)
     with pytest.raises(ValueError):
         Notice.from_dict({"type": "notice", "code": "X"})
+
+
+DATABASE_METHODS = [
+    "put_machine",
+    "get_machine",
+    "list_machines",
+    "create_instance",
+    "get_instance",
+    "list_instances",
+    "delete_instance",
+    "apply_event",
+    "batch",
+    "snapshot_instance",
+    "wal_read",
+    "wal_stats",
+    "compact",
+    "flush_all",
+]
+
+
+@pytest.mark.parametrize("name", DATABASE_METHODS)
+def test_clients_have_the_embedded_signatures(name: str) -> None:
+    import inspect
+
+    from pyrstmdb import Database
+    from pyrstmdb.client import AsyncClient, Client
+
+    def params(fn: Any) -> list[tuple[str, Any]]:
+        return [(p.name, p.default) for p in inspect.signature(fn).parameters.values()]
+
+    embedded = params(getattr(Database, name))[1:]
+    plan = getattr(Commands, name)._plan  # the one source both clients run
+    assert params(plan)[1:] == embedded
+    for cls in (Client, AsyncClient):
+        assert getattr(cls, name)._plan is plan

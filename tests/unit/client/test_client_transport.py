@@ -149,6 +149,15 @@ def test_unreachable_address_names_address_and_reason(kind: str) -> None:
     assert str(caught.value) == f"127.0.0.1:{port}: Connection refused"
 
 
+def test_server_that_never_greets_times_out_the_connect(kind: str, stub: StubServer) -> None:
+    stub.handler = lambda conn, request: None
+    started = time.monotonic()
+    with pytest.raises(ClientConnectionError) as caught:
+        open_client(kind, stub.address, connect_timeout=0.3)
+    assert time.monotonic() - started < 3
+    assert str(caught.value) == f"{stub.address}: timed out after 0.3 s"
+
+
 def test_silent_server_times_out_the_request(kind: str, stub: StubServer) -> None:
     def handler(conn: StubConnection, request: Request) -> None:
         if request.op != "PING":
