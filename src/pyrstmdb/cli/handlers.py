@@ -25,6 +25,8 @@ from pyrstmdb.cli.context import (
 from pyrstmdb.client.api import latest_version
 from pyrstmdb.results import GetMachineResult
 
+REPL_LIST_LIMIT = 50  # the REPL's list-instances shows the first 50 by default
+
 
 def ping(ctx: Context) -> Output:
     ctx.client.ping()
@@ -116,7 +118,8 @@ def list_instances(ctx: Context) -> Output:
     machine = words.take(ns.machine, "MACHINE", required=False)
     state = words.take(ns.state, "STATE", required=False)
     words.done()
-    result = ctx.client.list_instances(machine, state, ns.limit, ns.offset)
+    limit = ns.limit if ns.limit is not None or ctx.session is None else REPL_LIST_LIMIT
+    result = ctx.client.list_instances(machine, state, limit, ns.offset)
     return Output(result.to_dict(), render.instances(result, ctx.style))
 
 

@@ -264,13 +264,20 @@ def test_server_and_storage_commands(run_cli: RunCli, server: ServerProcess) -> 
 def test_batch_and_flush_all(run_cli: RunCli, rstmdb_server: Any) -> None:
     server = rstmdb_server(env={"RSTMDB_ALLOW_FLUSH_ALL": "true"})
     human(run_cli, server, "put-machine", "-n", "b", "-v", "1", json.dumps(APPROVAL))
-    ops = [
-        {"op": "CREATE_INSTANCE", "params": {"machine": "b", "version": 1, "instance_id": "b-1"}}
-    ]
-    batch = json_of(run_cli, server, "batch", json.dumps(ops))
+    create = {
+        "op": "CREATE_INSTANCE",
+        "params": {"machine": "b", "version": 1, "instance_id": "b-1"},
+    }
+    batch = json_of(run_cli, server, "batch", json.dumps([create]))
     assert batch["results"][0]["result"]["instance_id"] == "b-1"
-    flushed = human(run_cli, server, "flush-all")
-    assert flushed == "Flushed: 1 instances and 1 machine versions removed\n"
+    apply = {"op": "APPLY_EVENT", "params": {"instance_id": "b-1", "event": "NOPE"}}
+    text = human(run_cli, server, "batch", "--mode", "best_effort", json.dumps([apply]))
+    assert text.splitlines() == ["Batch (1 ops)", text.splitlines()[1]]
+    assert text.splitlines()[1].startswith("  [0] error INVALID_TRANSITION: ")
+    flushed = json_of(run_cli, server, "flush-all")
+    assert flushed == {"flushed": True, "instances_removed": 1, "machines_removed": 1}
+    again = human(run_cli, server, "flush-all")
+    assert again == "Flushed: 0 instances and 0 machine versions removed\n"
     assert human(run_cli, server, "list-machines") == "No machines registered\n"
     assert human(run_cli, server, "list-instances") == "No instances\n"
 

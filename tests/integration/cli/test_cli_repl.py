@@ -101,6 +101,8 @@ def test_editing_completion_multiline_and_errors(
     listing = repl.run("li order")
     assert "Instances (1 total)" in listing and "order-123 (order v1) state=paid" in listing
     assert "WAL Statistics" in repl.run("ws")
+    repl.child.send("wal-st\t")  # command names complete too
+    assert "I/O Statistics" in repl.run("")
     assert "create MACHINE VERSION [ID] [CTX_JSON]" in repl.run("help")
     repl.child.sendintr()
     repl.child.expect(r"\^C")
