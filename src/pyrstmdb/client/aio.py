@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Self, TypeVar, Unpack
 
-from pyrstmdb.client.api import AsyncRunner, Commands, PipelineRunner, Plan, WatchSpec
+from pyrstmdb.client.api import Commands
 from pyrstmdb.client.channel import Channel, run_plan, run_plans
 from pyrstmdb.client.options import DEFAULT_ADDRESS, ClientArgs, ClientOptions
+from pyrstmdb.client.plans import AsyncRunner, PipelineRunner, Plan, WatchSpec
 from pyrstmdb.client.stream import AsyncSubscription
 
 T = TypeVar("T")

@@ -21,8 +21,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-from pyrstmdb.client.api import WatchSpec
 from pyrstmdb.client.events import Event, Notice
+from pyrstmdb.client.plans import WatchSpec
 from pyrstmdb.protocol import Operation
 
 if TYPE_CHECKING:

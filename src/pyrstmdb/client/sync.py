@@ -24,10 +24,11 @@ import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, Self, TypeVar, Unpack
 
-from pyrstmdb.client.api import Commands, PipelineRunner, Plan, SyncRunner, WatchSpec
+from pyrstmdb.client.api import Commands
 from pyrstmdb.client.channel import Channel, run_plan, run_plans
 from pyrstmdb.client.events import Event, Notice
 from pyrstmdb.client.options import DEFAULT_ADDRESS, ClientArgs, ClientOptions
+from pyrstmdb.client.plans import PipelineRunner, Plan, SyncRunner, WatchSpec
 from pyrstmdb.client.stream import AsyncSubscription
 
 T = TypeVar("T")

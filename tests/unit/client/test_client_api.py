@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from pyrstmdb.client import Event, Notice, ServerInfo
-from pyrstmdb.client.api import Call, Commands, Plan, SyncRunner
+from pyrstmdb.client.api import Commands
+from pyrstmdb.client.plans import Call, Plan, SyncRunner
 from pyrstmdb.results import (
     ApplyEventResult,
     BatchResult,
