@@ -26,7 +26,7 @@ from typing import TextIO
 from pyrstmdb import __version__
 from pyrstmdb.cli import render
 from pyrstmdb.cli.context import CliError, ConnectFailed, Context, Output, UsageError
-from pyrstmdb.cli.table import BY_NAME, CommandParser, ParserExit, add_commands
+from pyrstmdb.cli.table import BY_NAME, CommandParser, ParserExit, add_commands, commands_for
 from pyrstmdb.client import Client, ClientConnectionError
 from pyrstmdb.client.options import DEFAULT_ADDRESS
 from pyrstmdb.config import parse_address
@@ -52,13 +52,36 @@ def build_parser(env: Mapping[str, str]) -> CommandParser:
         description="Command line for the rstmdb state machine database",
     )
     add = parser.add_argument
-    add("-s", "--server", type=_address, default=env.get("RSTMDB_SERVER") or DEFAULT_ADDRESS)
-    add("-t", "--token", default=env.get("RSTMDB_TOKEN"), help="authentication token")
+    server = env.get("RSTMDB_SERVER") or DEFAULT_ADDRESS
+    add(
+        "-s",
+        "--server",
+        type=_address,
+        default=server,
+        metavar="ADDR",
+        help="server host:port (env RSTMDB_SERVER; default 127.0.0.1:7401)",
+    )
+    add(
+        "-t",
+        "--token",
+        default=env.get("RSTMDB_TOKEN"),
+        help="authentication token (env RSTMDB_TOKEN)",
+    )
     tls_default = env.get("RSTMDB_TLS", "").strip().lower() in _TRUE
-    add("--tls", action="store_true", default=tls_default, help="connect with TLS")
-    add("--ca-cert", default=env.get("RSTMDB_CA_CERT"), metavar="PATH", help="CA bundle (TLS)")
-    add("--client-cert", default=env.get("RSTMDB_CLIENT_CERT"), metavar="PATH", help="mTLS")
-    add("--client-key", default=env.get("RSTMDB_CLIENT_KEY"), metavar="PATH", help="mTLS")
+    add("--tls", action="store_true", default=tls_default, help="connect with TLS (env RSTMDB_TLS)")
+    add(
+        "--ca-cert",
+        default=env.get("RSTMDB_CA_CERT"),
+        metavar="PATH",
+        help="CA bundle; implies TLS",
+    )
+    add(
+        "--client-cert",
+        default=env.get("RSTMDB_CLIENT_CERT"),
+        metavar="PATH",
+        help="client certificate (mTLS)",
+    )
+    add("--client-key", default=env.get("RSTMDB_CLIENT_KEY"), metavar="PATH", help="its key")
     add("-k", "--insecure", action="store_true", help="TLS without certificate verification")
     add("--server-name", metavar="NAME", help="TLS server name (default: the host)")
     add("--json", action="store_true", help="print the result as one JSON document")
@@ -135,8 +158,6 @@ def run_command(ctx: Context) -> int:
 
 
 def help_text() -> str:
-    from pyrstmdb.cli.table import commands_for
-
     lines = ["Commands:"]
     for command in commands_for(repl=False):
         names = ", ".join((command.name, *command.aliases))
