@@ -30,8 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from pyrstmdb.client.events import Event, Notice
 from pyrstmdb.client.options import ClientOptions
 from pyrstmdb.errors import BadRequest, ClientConnectionError, error_from_dict
@@ -46,6 +44,7 @@ from pyrstmdb.protocol import (
     request_message,
 )
 from pyrstmdb.protocol import Event as WireEvent
+from pyrstmdb.protocol import Notice as WireNotice
 
 log = logging.getLogger("pyrstmdb.client")
 
@@ -74,14 +73,14 @@ class _Pending:
 
 
 def parse_message(payload: bytes) -> Response | WireEvent | Notice:
-    """A server message; notices are recognised here, everything else by the codec."""
+    """A server message, with notices turned into the client's typed ``Notice``."""
     try:
-        return parse_server_message(payload)
+        message = parse_server_message(payload)
     except ValueError as exc:
-        obj = orjson.loads(payload) if payload[:1] == b"{" else None
-        if isinstance(obj, dict) and obj.get("type") == "notice":
-            return Notice.from_dict(obj)
         raise FramingError(f"invalid server message: {exc}") from None
+    if isinstance(message, WireNotice):
+        return Notice.from_dict(message.fields)
+    return message
 
 
 def describe(exc: BaseException) -> str:

@@ -31,6 +31,7 @@ from pyrstmdb.protocol.frame import (
 from pyrstmdb.protocol.messages import (
     Event,
     InvalidMessage,
+    Notice,
     Operation,
     Request,
     Response,
@@ -57,6 +58,7 @@ __all__ = [
     "FramingError",
     "InvalidMessage",
     "MessageTooLarge",
+    "Notice",
     "Operation",
     "Request",
     "Response",

@@ -40,6 +40,7 @@ from pyrstmdb.protocol.frame import (
 from pyrstmdb.protocol.messages import (
     Event,
     InvalidMessage,
+    Notice,
     Request,
     Response,
     parse_request,
@@ -170,7 +171,7 @@ class ServerCodec(_Codec):
         return self._feed(data, parse_request)
 
 
-def _parse_for_client(payload: bytes) -> Response | Event:
+def _parse_for_client(payload: bytes) -> Response | Event | Notice:
     try:
         return parse_server_message(payload)
     except ValueError as exc:
@@ -185,5 +186,5 @@ class ClientCodec(_Codec):
     response nor an event.
     """
 
-    def feed(self, data: Buffer) -> list[Response | Event]:
+    def feed(self, data: Buffer) -> list[Response | Event | Notice]:
         return self._feed(data, _parse_for_client)

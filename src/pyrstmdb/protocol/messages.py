@@ -91,6 +91,17 @@ class Event:
     fields: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A pushed subscription notice (``{"type": "notice", ...}``), all fields as received.
+
+    The server sends one instead of silently skipping events it cannot deliver
+    (history compacted away, an event too large for a frame).
+    """
+
+    fields: dict[str, Any]
+
+
 def _load_object(payload: bytes | str) -> dict[str, Any] | str:
     """The decoded JSON object, or the reason it is not one."""
     try:
@@ -152,7 +163,7 @@ def _to_response(obj: dict[str, Any]) -> Response:
     )
 
 
-def parse_server_message(payload: bytes | str) -> Response | Event:
+def parse_server_message(payload: bytes | str) -> Response | Event | Notice:
     """Decode a message sent by a server; raises ``ValueError`` for garbage."""
     obj = _load_object(payload)
     if isinstance(obj, str):
@@ -162,6 +173,8 @@ def parse_server_message(payload: bytes | str) -> Response | Event:
         return _to_response(obj)
     if kind == "event":
         return Event(obj)
+    if kind == "notice":
+        return Notice(obj)
     raise ValueError(f"unknown message type {kind!r}")
 
 

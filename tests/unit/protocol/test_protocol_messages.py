@@ -220,3 +220,14 @@ def test_parse_server_event_keeps_all_fields() -> None:
 def test_parse_server_message_rejects_garbage(payload: bytes) -> None:
     with pytest.raises(ValueError):
         parse_server_message(payload)
+
+
+def test_notices_from_the_server_are_their_own_message_kind() -> None:
+    from pyrstmdb.protocol import Notice, parse_server_message
+
+    message = parse_server_message(
+        b'{"type":"notice","subscription_id":"sub-1","code":"HISTORY_LOST",'
+        b'"lost_from":5,"resumed_at":9}'
+    )
+    assert isinstance(message, Notice)
+    assert message.fields["code"] == "HISTORY_LOST"
