@@ -40,7 +40,13 @@ from pyrstmdb.storage.snapshot import (
     remove_files,
     write_checkpoint,
 )
-from pyrstmdb.storage.store import READ_BUDGET_BYTES, CheckpointData, Logged, LoggedEntry
+from pyrstmdb.storage.store import (
+    READ_BUDGET_BYTES,
+    RECORD_OVERHEAD,
+    CheckpointData,
+    Logged,
+    LoggedEntry,
+)
 from pyrstmdb.storage.wal import (
     FileIO,
     Wal,
@@ -53,8 +59,6 @@ from pyrstmdb.storage.wal import (
 log = logging.getLogger("pyrstmdb.storage")
 
 BATCH_CONTINUES = "batch_continues"
-# JSON around each WAL_READ record: {"sequence":…,"offset":…,"entry":…},
-_RECORD_OVERHEAD = 64
 _DELETED = 9  # index of ``deleted`` in a checkpoint instance row
 _LAST_OFFSET = 6  # index of ``last_wal_offset``
 _new_logged = tuple.__new__
@@ -234,7 +238,7 @@ class DiskStore:
         records: list[WalRecord] = []
         used = 0
         for entry in entries:
-            used += len(entry.payload) + _RECORD_OVERHEAD
+            used += len(entry.payload) + RECORD_OVERHEAD
             if records and used > READ_BUDGET_BYTES:
                 break
             records.append(WalRecord(entry.sequence, entry.offset, orjson.loads(entry.payload)))

@@ -35,6 +35,8 @@ _new_logged = tuple.__new__
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 # Room kept for the response envelope around WAL_READ records.
 READ_BUDGET_BYTES = MAX_FRAME_BYTES - 64 * 1024
+# JSON around each WAL_READ record: {"sequence":…,"offset":…,"entry":…},
+RECORD_OVERHEAD = 64
 
 
 class Logged(NamedTuple):
@@ -193,9 +195,14 @@ class MemoryStore:
 
     def read(self, from_offset: int, limit: int | None) -> WalReadResult:
         records: list[WalRecord] = []
+        used = 0
         if limit != 0:
             for item in self.logged_from(from_offset, self._next_offset):
-                records.append(WalRecord(item.sequence, item.offset, item.record.to_entry()))
+                entry = item.record.to_entry()
+                used += len(orjson.dumps(entry)) + RECORD_OVERHEAD
+                if records and used > READ_BUDGET_BYTES:
+                    break
+                records.append(WalRecord(item.sequence, item.offset, entry))
                 if limit is not None and len(records) >= limit:
                     break
         self._io.reads += 1

@@ -92,8 +92,11 @@ def test_oversized_record_is_bad_request_and_writes_nothing(
         assert db.apply_event("o", "PAY").to_state == "paid"
 
 
-def test_wal_read_stays_within_one_frame(tmp_path: Path, order_machine: dict[str, Any]) -> None:
-    with Database(tmp_path, fsync_policy="never") as db:
+@pytest.mark.parametrize("durable", [True, False])
+def test_wal_read_stays_within_one_frame(
+    tmp_path: Path, order_machine: dict[str, Any], durable: bool
+) -> None:
+    with Database(tmp_path if durable else None, fsync_policy="never") as db:
         db.put_machine("order", 1, order_machine)
         big = "y" * (6 * 1024 * 1024)
         for n in range(3):

@@ -2,51 +2,23 @@
 
 The blocking ones (reading the log, compaction, instance snapshots, flushing)
 run in a worker thread so the event loop keeps serving other connections.
-WAL_READ stops before its response would exceed the frame limit; its
-``next_offset`` continues from there (⚑P8). FLUSH_ALL is refused with
+WAL_READ results are cut by the store before they would exceed the frame
+limit; ``next_offset`` continues from there (⚑P8). FLUSH_ALL is refused with
 ``BadRequest`` unless ``storage.allow_flush_all`` is set.
 """
 
 from __future__ import annotations
 
-import orjson
-
 from pyrstmdb.engine.commands import opt_bool, opt_uint, parse_instance_id, req_uint
 from pyrstmdb.errors import BadRequest
-from pyrstmdb.protocol import MAX_PAYLOAD, Operation
-from pyrstmdb.results import WalReadResult
-from pyrstmdb.server.handlers.base import Context, Handler, Params, Reply, Result, in_thread
-
-# Room left for the response envelope (type, id, status) around the records.
-ENVELOPE_ROOM = 64 * 1024
-READ_BUDGET = MAX_PAYLOAD - ENVELOPE_ROOM
-
-
-class _FittedRead:
-    """A WAL_READ result cut to the frame limit."""
-
-    def __init__(self, result: WalReadResult, budget: int = READ_BUDGET) -> None:
-        self._result = result
-        self._budget = budget
-
-    def to_dict(self) -> Result:
-        records: list[Result] = []
-        used = 0
-        for record in self._result.records:
-            item = record.to_dict()
-            size = len(orjson.dumps(item)) + 1
-            if records and used + size > self._budget:
-                break
-            used += size
-            records.append(item)
-        next_offset = records[-1]["offset"] + 1 if records else None
-        return {"records": records, "next_offset": next_offset}
+from pyrstmdb.protocol import Operation
+from pyrstmdb.server.handlers.base import Context, Handler, Params, Reply, in_thread
 
 
 def wal_read(ctx: Context, params: Params) -> Reply:
     start = req_uint(params, "from_offset")
     limit = opt_uint(params, "limit")
-    return in_thread(ctx, lambda: _FittedRead(ctx.core.wal_read(start, limit)))
+    return in_thread(ctx, lambda: ctx.core.wal_read(start, limit))
 
 
 def wal_stats(ctx: Context, params: Params) -> Reply:
