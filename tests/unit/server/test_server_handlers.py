@@ -1,4 +1,4 @@
-"""Handler details that need no connection: INFO, the handler table."""
+"""Handler details that need no connection: the handler table."""
 
 from __future__ import annotations
 
