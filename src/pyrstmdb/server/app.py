@@ -9,7 +9,8 @@ client certificates), then serves until
 * ``network.max_connections``: a connection beyond the limit is accepted and
   closed at once, nothing sent, and counted in ``rstmdb_connections_rejected_total``.
 * ``network.idle_timeout_secs``: a connection with no request, no event written
-  and no response owed for that long is closed silently.
+  and no response owed for that long is closed silently (aborted if bytes written
+  to it are still unread: its subscriptions end either way).
 * Shutdown: stop accepting, stop reading, answer the requests in flight (up to
   :data:`DRAIN_SECONDS`), close every connection, close the hub and the metrics
   listener, then close the database (final fsync) in a worker thread.

@@ -17,8 +17,10 @@ responses.
 
 Closing: a framing fault (bad magic, version, flags, size, CRC) logs why,
 stops reading, answers what came before it and closes; BYE closes after its
-response; shutdown stops reading, answers what is in flight, then closes.
-Closing removes the connection's subscriptions. Raises nothing to the loop.
+response; shutdown stops reading, answers what is in flight, then closes; the
+idle timeout closes, or aborts if the peer has not read what was already
+written. Closing removes the connection's subscriptions. Raises nothing to the
+loop.
 """
 
 from __future__ import annotations
@@ -262,10 +264,20 @@ class Connection(asyncio.Protocol):
         self._flush()
 
     def close(self) -> None:
-        """Close once what was already written has been sent (BYE)."""
+        """Close after the idle timeout.
+
+        What was written is sent first, unless the peer left earlier bytes unread for the
+        whole timeout (a stalled subscriber): then waiting for it could last forever, keeping
+        the connection and its subscriptions, so the connection is aborted.
+        """
         self._draining = True
-        if self._transport is not None and not self._closed:
-            self._transport.close()
+        transport = self._transport
+        if transport is None or self._closed:
+            return
+        if transport.get_write_buffer_size() > 0:
+            transport.abort()
+        else:
+            transport.close()
 
     def abort(self) -> None:
         """Drop the connection at once (shutdown deadline)."""
