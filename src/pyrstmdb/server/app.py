@@ -177,7 +177,7 @@ class Server:
             for conn in list(self._connections.open):
                 if not conn.busy and now - conn.last_activity >= timeout:
                     log.debug("closing idle connection from %s", conn.peer)
-                    conn.close()
+                    conn.close_idle()
 
     def stop(self) -> None:
         """Ask :meth:`serve_until_stopped` to shut down (safe to call twice)."""

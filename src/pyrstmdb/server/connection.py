@@ -264,20 +264,24 @@ class Connection(asyncio.Protocol):
         self._flush()
 
     def close(self) -> None:
+        """Close once what was already written has been sent (BYE)."""
+        self._draining = True
+        if self._transport is not None and not self._closed:
+            self._transport.close()
+
+    def close_idle(self) -> None:
         """Close after the idle timeout.
 
         What was written is sent first, unless the peer left earlier bytes unread for the
-        whole timeout (a stalled subscriber): then waiting for it could last forever, keeping
-        the connection and its subscriptions, so the connection is aborted.
+        whole timeout (a stalled subscriber): waiting for it could last forever, keeping
+        the connection and its subscriptions, so the connection is aborted instead.
         """
-        self._draining = True
         transport = self._transport
-        if transport is None or self._closed:
-            return
-        if transport.get_write_buffer_size() > 0:
+        if transport is not None and not self._closed and transport.get_write_buffer_size():
+            self._draining = True
             transport.abort()
         else:
-            transport.close()
+            self.close()
 
     def abort(self) -> None:
         """Drop the connection at once (shutdown deadline)."""
