@@ -1,36 +1,53 @@
-"""Subscription fan-out and replay through the ``Hub`` over a durable store.
+"""Subscription fan-out over loopback TCP with the real server, and replay.
 
-* fan-out: 100 WATCH_ALL subscribers while 8 asyncio writer tasks apply durable
-  events (``every_write``, group commit): events delivered per second over all
-  subscribers, and the lag from the moment a write can be acknowledged (its fsync
-  completed, timed on the fsync thread) to each delivery, p50 and p99; the same
-  writers without subscribers give the baseline write rate. The sinks are
-  in-process fakes that encode each message with orjson, as the server's
-  connections do, but write no socket.
-* replay: one subscriber, then 100 subscribers at once (reads shared), replaying
-  a log of 20,000 applied events from offset 0 from disk.
+* fan-out over TCP: the ``rstmdb`` server process (``every_write``) with 100
+  WATCH_ALL subscriber connections while 8 writer connections apply durable
+  events, one request in flight each. Rates: durable events written per second,
+  and events delivered per second summed over all subscribers (until every
+  subscriber has received every event). The same writers without subscribers
+  give the baseline write rate.
+* lag, over every (event, subscriber) pair, p50 and p99: from the moment the
+  writer received its APPLY_EVENT response to the moment the subscriber had
+  decoded the event (negative when the event arrives first: the server hands
+  the events of an fsync batch to the subscribers before it answers the
+  writers), and from the moment the writer sent the request. All timestamps
+  are taken in this process with one clock.
+* replay over TCP: after the fan-out, one more connection subscribes from
+  offset 0 and receives the whole log (every event written above).
+* replay in process: the ``Hub`` over a durable ``Database`` replaying a log of
+  20,000 applied events from disk, to one in-process sink and then to 100 at
+  once (shared reads); the sinks encode each message with orjson as a
+  connection would, but write no socket.
+
+Writers and subscribers are raw asyncio protocols using
+:class:`pyrstmdb.protocol.ClientCodec` (not the official client, whose
+pure-Python CRC would be the bottleneck); they share this process's core, the
+server has the other one of a two-core machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
+import subprocess
+import sys
 import time
 from array import array
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from pyrstmdb import Database
-from pyrstmdb.aio import DurabilityWaiter
-from pyrstmdb.core import Core
-from pyrstmdb.engine.commands import ApplyEvent
+from pyrstmdb.protocol import ClientCodec, Event, Response, encode_frame, request_message
 from pyrstmdb.subscriptions import Hub
 
 SUBSCRIBERS = 100
 WRITERS = 8
 SECONDS = 5.0
 BASELINE_SECONDS = 3.0
+DRAIN_LIMIT = 60.0
 REPLAY_EVENTS = 20_000
 TOGGLE = {
     "states": ["a", "b"],
@@ -44,60 +61,155 @@ TOGGLE = {
 Row = tuple[str, float, str]
 
 
-class TimingSink:
-    """Encodes every message and remembers when each offset arrived."""
+# -- the server process -------------------------------------------------------------------------
+
+
+def _start_server(data_dir: str) -> tuple[subprocess.Popen[str], int]:
+    script = Path(sys.executable).parent / "rstmdb"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "pyrstmdb.server.main"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RSTMDB_")}
+    env.update({"RSTMDB_FSYNC_POLICY": "every_write", "RSTMDB_LOG_FORMAT": "text"})
+    proc = subprocess.Popen(
+        [*command, "--bind", "127.0.0.1:0", "--data-dir", data_dir],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        found = re.match(r"listening on [^:]+:(\d+)", line)
+        if found:
+            return proc, int(found.group(1))
+    proc.kill()
+    raise RuntimeError("rstmdb did not start")
+
+
+def _frame(request_id: str, op: str, params: dict[str, Any]) -> bytes:
+    return encode_frame(orjson.dumps(request_message(request_id, op, params)))
+
+
+# -- raw asyncio peers ----------------------------------------------------------------------------
+
+
+class _Peer(asyncio.Protocol):
+    """Decodes what arrives; responses complete ``self.answer`` one at a time."""
 
     def __init__(self) -> None:
+        self.codec = ClientCodec()
+        self.transport: asyncio.Transport | None = None
+        self.answer: asyncio.Future[Response] | None = None
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(ConnectionError("server closed the connection"))
+
+    def respond(self, response: Response) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result(response)
+
+    async def call(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert self.transport is not None
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(_frame("1", op, params))
+        response = await asyncio.wait_for(self.answer, 30)
+        if not response.ok or response.result is None:
+            raise RuntimeError(f"{op} failed: {response.error}")
+        return response.result
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Subscriber(_Peer):
+    """Remembers the offset of every event and when it was decoded."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self.offsets = array("q")
         self.times = array("d")
-        self.bytes = 0
+        self.arrived = asyncio.Event()
 
-    def send_event(self, message: dict[str, Any]) -> None:
-        self.bytes += len(orjson.dumps(message))
-        self.offsets.append(message["wal_offset"])
-        self.times.append(time.perf_counter())
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        for message in self.codec.feed(data):
+            if type(message) is Event:
+                self.offsets.append(message.fields["wal_offset"])
+                self.times.append(now)
+            elif type(message) is Response:
+                self.respond(message)
+        self.arrived.set()
 
-    def writable(self) -> bool:
-        return True
-
-
-def _watch(hub: Hub, from_offset: int | None = None) -> TimingSink:
-    sink = TimingSink()
-    result = hub.watch_all(sink, [], [], [], [], True, from_offset)
-    hub.activate(sink, result["subscription_id"])
-    return sink
-
-
-def _acknowledged(acks: dict[int, float], offset: int) -> Any:
-    def done(error: object) -> None:
-        acks[offset] = time.perf_counter()  # on the fsync thread, as soon as it is durable
-
-    return done
+    async def received(self, last: int, deadline: float) -> None:
+        """Wait until the event at offset ``last`` has arrived (or ``deadline`` passed)."""
+        while (not self.offsets or self.offsets[-1] < last) and time.perf_counter() < deadline:
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), deadline - time.perf_counter())
+            except TimeoutError:
+                return
 
 
-async def _write(core: Core, acks: dict[int, float], seconds: float) -> int:
-    waiter = DurabilityWaiter(core, asyncio.get_running_loop())
-    stop = time.perf_counter() + seconds
-    count = 0
+class _Writer(_Peer):
+    """Applies ``GO`` to one instance, one request in flight, until ``until``."""
 
-    async def writer(name: str) -> None:
-        nonlocal count
-        n = 0
-        while time.perf_counter() < stop:
-            _result, offset = core.apply_event(ApplyEvent(name, "GO", {"n": n, "who": name}))
-            core.when_visible(offset, _acknowledged(acks, offset))
-            await waiter.visible(offset)
-            n += 1
-            count += 1
+    def __init__(self, instance_id: str, acks: dict[int, float], sent: dict[int, float]) -> None:
+        super().__init__()
+        self.instance_id = instance_id
+        self.acks = acks
+        self.sent = sent
+        self.sent_at = 0.0
+        self.until = 0.0
+        self.n = 0
+        self.done: asyncio.Future[int] | None = None
 
-    await asyncio.gather(*(writer(f"w{i}") for i in range(WRITERS)))
-    return count
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        for message in self.codec.feed(data):
+            if type(message) is not Response:
+                continue
+            if self.done is None:
+                self.respond(message)
+                continue
+            if not message.ok or message.result is None:
+                self.done.set_exception(RuntimeError(f"APPLY_EVENT failed: {message.error}"))
+                return
+            offset = message.result["wal_offset"]
+            self.acks[offset] = now
+            self.sent[offset] = self.sent_at
+            self.n += 1
+            if now < self.until:
+                self._send()
+            else:
+                self.done.set_result(self.n)
+
+    def _send(self) -> None:
+        assert self.transport is not None
+        params = {"instance_id": self.instance_id, "event": "GO", "payload": {"n": self.n}}
+        self.sent_at = time.perf_counter()
+        self.transport.write(_frame(str(self.n), "APPLY_EVENT", params))
+
+    async def run(self, seconds: float) -> int:
+        self.n = 0
+        self.until = time.perf_counter() + seconds
+        self.done = asyncio.get_running_loop().create_future()
+        self._send()
+        written = await self.done
+        self.done = None
+        return written
 
 
-async def _drain(hub: Hub, sinks: list[TimingSink], expected: int) -> None:
-    deadline = time.perf_counter() + 60
-    while any(len(s.offsets) < expected for s in sinks) and time.perf_counter() < deadline:
-        await asyncio.sleep(0.005)
+async def _connect(factory: type[_Peer] | Any, port: int) -> Any:
+    _, peer = await asyncio.get_running_loop().create_connection(factory, "127.0.0.1", port)
+    return peer
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -105,41 +217,105 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-async def _baseline(db: Database) -> float:
-    start = time.perf_counter()
-    written = await _write(db.core, {}, BASELINE_SECONDS)
-    return written / (time.perf_counter() - start)
+async def _write(writers: list[_Writer], seconds: float) -> int:
+    return sum(await asyncio.gather(*(w.run(seconds) for w in writers)))
 
 
-async def _fanout(db: Database) -> list[Row]:
-    hub = Hub(db.core, asyncio.get_running_loop())
-    sinks = [_watch(hub) for _ in range(SUBSCRIBERS)]
+async def _wire(port: int) -> list[Row]:
+    setup = await _connect(_Subscriber, port)
+    await setup.call("PUT_MACHINE", {"machine": "toggle", "version": 1, "definition": TOGGLE})
     acks: dict[int, float] = {}
-    start = time.perf_counter()
-    written = await _write(db.core, acks, SECONDS)
-    await _drain(hub, sinks, written)
-    elapsed = time.perf_counter() - start
-    delivered = sum(len(s.offsets) for s in sinks)
-    lags = [(t - acks[o]) * 1000 for s in sinks for o, t in zip(s.offsets, s.times, strict=True)]
-    await hub.close()
-    label = f"{SUBSCRIBERS} WATCH_ALL, {WRITERS} writers (in-process sinks)"
+    sent: dict[int, float] = {}
+    writers: list[_Writer] = []
+    for i in range(WRITERS):
+        await setup.call(
+            "CREATE_INSTANCE", {"machine": "toggle", "version": 1, "instance_id": f"w{i}"}
+        )
+        writers.append(await _connect(lambda i=i: _Writer(f"w{i}", acks, sent), port))
+    started = time.perf_counter()
+    baseline = await _write(writers, BASELINE_SECONDS) / (time.perf_counter() - started)
+    acks.clear()
+
+    subscribers: list[_Subscriber] = [await _connect(_Subscriber, port) for _ in range(SUBSCRIBERS)]
+    for sub in subscribers:
+        await sub.call("WATCH_ALL", {})
+    started = time.perf_counter()
+    written = await _write(writers, SECONDS)
+    write_elapsed = time.perf_counter() - started
+    last = max(acks)
+    deadline = time.perf_counter() + DRAIN_LIMIT
+    await asyncio.gather(*(sub.received(last, deadline) for sub in subscribers))
+    elapsed = time.perf_counter() - started
+    delivered = sum(len(sub.offsets) for sub in subscribers)
+    if delivered != written * SUBSCRIBERS:
+        raise RuntimeError(f"delivered {delivered} events, expected {written * SUBSCRIBERS}")
+    from_ack: list[float] = []
+    from_send: list[float] = []
+    for sub in subscribers:
+        for o, t in zip(sub.offsets, sub.times, strict=True):
+            from_ack.append((t - acks[o]) * 1000)
+            from_send.append((t - sent[o]) * 1000)
+
+    replayer = await _connect(_Subscriber, port)
+    started = time.perf_counter()
+    await replayer.call("WATCH_ALL", {"from_offset": 0})
+    await replayer.received(last, time.perf_counter() + DRAIN_LIMIT)
+    replayed = len(replayer.offsets)
+    replay_rate = replayed / (time.perf_counter() - started)
+    for peer in [setup, replayer, *writers, *subscribers]:
+        peer.close()
+
+    label = f"{SUBSCRIBERS} WATCH_ALL conns, {WRITERS} writer conns"
+    tcp = "fan-out over TCP:"
     return [
-        (f"fan-out: durable events written, {label}", written / elapsed, "events/s"),
-        (f"fan-out: events delivered, {label}", delivered / elapsed, "events/s"),
-        ("fan-out: lag durable (acknowledgeable) -> delivered, p50", _percentile(lags, 0.5), "ms"),
-        ("fan-out: lag durable (acknowledgeable) -> delivered, p99", _percentile(lags, 0.99), "ms"),
+        (
+            f"{tcp} durable events written, {WRITERS} writer conns, no subscribers",
+            baseline,
+            "events/s",
+        ),
+        (f"{tcp} durable events written, {label}", written / write_elapsed, "events/s"),
+        (f"{tcp} events delivered (all subscribers), {label}", delivered / elapsed, "events/s"),
+        (f"{tcp} lag writer's ack -> subscriber decoded, p50", _percentile(from_ack, 0.5), "ms"),
+        (f"{tcp} lag writer's ack -> subscriber decoded, p99", _percentile(from_ack, 0.99), "ms"),
+        (f"{tcp} lag write sent -> subscriber decoded, p50", _percentile(from_send, 0.5), "ms"),
+        (f"{tcp} lag write sent -> subscriber decoded, p99", _percentile(from_send, 0.99), "ms"),
+        (
+            f"replay over TCP from offset 0, 1 subscriber, {replayed:,} events",
+            replay_rate,
+            "events/s",
+        ),
     ]
 
 
-async def _replay(db: Database, subscribers: int, expected: int) -> float:
-    hub = Hub(db.core, asyncio.get_running_loop())
-    start = time.perf_counter()
-    sinks = [_watch(hub, 0) for _ in range(subscribers)]
-    await _drain(hub, sinks, expected)
-    elapsed = time.perf_counter() - start
-    assert all(len(s.offsets) == expected for s in sinks)
-    await hub.close()
-    return subscribers * expected / elapsed
+def _wire_rows(data_dir: str) -> list[Row]:
+    proc, port = _start_server(data_dir)
+    try:
+        return asyncio.run(_wire(port))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- replay in process ----------------------------------------------------------------------------
+
+
+class _TimingSink:
+    """Encodes every message as a connection would and counts them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.bytes = 0
+
+    def send_event(self, message: dict[str, Any]) -> None:
+        self.bytes += len(orjson.dumps(message))
+        self.count += 1
+
+    def writable(self) -> bool:
+        return True
 
 
 def _history(path: str) -> Database:
@@ -160,18 +336,22 @@ def _history(path: str) -> Database:
     return db
 
 
-def _fanout_rows(path: str) -> list[Row]:
-    db = Database(path)
-    db.put_machine("toggle", 1, TOGGLE)
-    for i in range(WRITERS):
-        db.create_instance("toggle", 1, instance_id=f"w{i}")
-    try:
-        baseline = asyncio.run(_baseline(db))
-        rows = asyncio.run(_fanout(db))
-    finally:
-        db.close()
-    label = f"durable events written, {WRITERS} writers, no subscribers"
-    return [(label, baseline, "events/s"), *rows]
+async def _replay(db: Database, subscribers: int, expected: int) -> float:
+    hub = Hub(db.core, asyncio.get_running_loop())
+    start = time.perf_counter()
+    sinks = []
+    for _ in range(subscribers):
+        sink = _TimingSink()
+        result = hub.watch_all(sink, [], [], [], [], True, 0)
+        hub.activate(sink, result["subscription_id"])
+        sinks.append(sink)
+    deadline = start + DRAIN_LIMIT
+    while any(s.count < expected for s in sinks) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    assert all(s.count == expected for s in sinks)
+    await hub.close()
+    return subscribers * expected / elapsed
 
 
 def _replay_rows(path: str) -> list[Row]:
@@ -182,12 +362,14 @@ def _replay_rows(path: str) -> list[Row]:
     finally:
         db.close()
     return [
-        (f"replay from disk, 1 subscriber, {REPLAY_EVENTS:,} events", one, "events/s"),
-        (f"replay from disk, {SUBSCRIBERS} subscribers at once (shared reads)", many, "events/s"),
+        (f"replay in process from disk, 1 subscriber, {REPLAY_EVENTS:,} events", one, "events/s"),
+        (
+            f"replay in process from disk, {SUBSCRIBERS} subscribers at once (shared reads)",
+            many,
+            "events/s",
+        ),
     ]
 
 
 def run(tmpdir: str) -> list[Row]:
-    return _fanout_rows(os.path.join(tmpdir, "fanout")) + _replay_rows(
-        os.path.join(tmpdir, "replay")
-    )
+    return _wire_rows(os.path.join(tmpdir, "wire")) + _replay_rows(os.path.join(tmpdir, "replay"))
