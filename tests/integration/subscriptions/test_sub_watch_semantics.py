@@ -440,3 +440,51 @@ def test_unwatch_mid_stream_sends_nothing_for_it_after_the_response(
         await writer.close()
 
     asyncio.run(main())
+
+
+def test_watch_instance_reports_no_state_before_it_is_durable(server: ServerProcess) -> None:
+    """Like GET_INSTANCE, WATCH_INSTANCE names the current state only once it is durable.
+
+    One connection pipelines two large BATCHes (about 24 MB to write and fsync) and
+    then a small APPLY_EVENT; another polls WATCH_INSTANCE until it reports the new
+    state. That answer must not come before the write is acknowledged (a few ms of
+    slack for this process's scheduling); without the durability wait it arrives as
+    soon as the transition is applied in memory, the whole fsync earlier.
+    """
+    pad = "p" * 1_000_000
+    create = {"op": "CREATE_INSTANCE", "params": {"machine": "toggle", "version": 1}}
+    big = {
+        "mode": "atomic",
+        "ops": [{**create, "params": {**create["params"], "initial_ctx": {"pad": pad}}}] * 12,
+    }
+
+    async def main() -> list[float]:
+        watcher = await WireClient.open(server.host, server.port)
+        writer = await WireClient.open(server.host, server.port)
+        early: list[float] = []
+        for round_ in range(3):
+            instance_id = unique(f"durable{round_}")
+            created = await writer.call(
+                "CREATE_INSTANCE", {"machine": "toggle", "version": 1, "instance_id": instance_id}
+            )
+            bulk = [writer.send("BATCH", big) for _ in range(2)]
+            applied = writer.send("APPLY_EVENT", {"instance_id": instance_id, "event": "GO"})
+            while True:
+                seen = await watcher.call("WATCH_INSTANCE", {"instance_id": instance_id})
+                answered = time.perf_counter()
+                if seen["current_wal_offset"] != created["wal_offset"]:
+                    break
+            result = (await applied)["result"]
+            acknowledged = time.perf_counter()
+            assert (seen["current_state"], seen["current_wal_offset"]) == (
+                "b",
+                result["wal_offset"],
+            )
+            early.append((acknowledged - answered) * 1000)
+            await asyncio.gather(*bulk)
+        await watcher.close()
+        await writer.close()
+        return early
+
+    early = asyncio.run(main())
+    assert sorted(early)[len(early) // 2] < 3.0, f"answered {early} ms before the acknowledgement"
