@@ -92,9 +92,8 @@ def opt_str(params: Params, key: str) -> str | None:
 
 
 def _check_uint(key: str, value: Any, limit: int) -> int:
+    # JSON numbers written with a fraction or exponent (1.0, 1e3) are not integers.
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer() and 0 <= value <= limit:
-            return int(value)
         raise _wrong(key, f"an unsigned integer (0..{limit})")
     if value < 0 or value > limit:
         raise _wrong(key, f"an unsigned integer (0..{limit})")

@@ -352,3 +352,12 @@ def test_bad_arguments_name_the_field(db: Database, call: Any, field: str) -> No
         call(db)
     assert info.value.details["field"] == field
     assert field in info.value.message
+
+
+@pytest.mark.parametrize("value", [1.0, 1.5, -1, True, "1", 2**64])
+def test_wire_integers_are_strict(value: Any) -> None:
+    from pyrstmdb.engine.commands import parse_apply_event
+
+    with pytest.raises(BadRequest) as info:
+        parse_apply_event({"instance_id": "o", "event": "E", "expected_wal_offset": value})
+    assert info.value.details == {"field": "expected_wal_offset"}
