@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any
 
-from pyrstmdb import Database
+from pyrstmdb import Database, aio
 from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.core import Core
 from pyrstmdb.engine.commands import ApplyEvent, CreateInstance, PutMachine
@@ -73,7 +73,7 @@ def _group_commit(tmpdir: str, name: str, fileio: FileIO | None) -> list[tuple[s
     for writers in (1, 8, 64):
         fsyncs = core.wal_stats().io_stats.fsyncs
         start = time.perf_counter()
-        count = asyncio.run(_writers(core, writers, 3.0))
+        count = aio.run(_writers(core, writers, 3.0))
         elapsed = time.perf_counter() - start
         rate = count / elapsed
         base_rate = base_rate or rate

@@ -27,6 +27,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from pyrstmdb import aio
 from pyrstmdb.config import Config, ConfigError, load_from_environment
 from pyrstmdb.database import Database
 from pyrstmdb.errors import CorruptionError, RstmdbError
@@ -113,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         log.warning("%s", warning)
     try:
-        asyncio.run(_run(config, _open(config)))
+        aio.run(_run(config, _open(config)))
     except StartupError as exc:
         return _fail(str(exc))
     return 0
