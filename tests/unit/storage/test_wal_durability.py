@@ -277,3 +277,25 @@ def test_open_syncs_every_segment_a_previous_run_may_have_left_unsynced(tmp_path
         for info in infos:
             assert io.synced_size(info.path) == info.size
         assert log.durable_end == log.head
+
+
+def test_every_write_gathers_writers_after_a_crowded_round() -> None:
+    from pyrstmdb.storage.wal.flusher import GATHER_LIMIT, Backlog, due
+
+    policy = FsyncPolicy("every_write")
+
+    def backlog(waiting: int, last: tuple[int, float, float]) -> Backlog:
+        return Backlog(waiting, waiting > 0, False, 0.0, False, None, last)
+
+    # A lone writer never waits.
+    assert due(policy, backlog(1, (1, 0.004, 10.0)), 10.0) == (True, None)
+    # After a round of 8, the first returning writer waits for the others...
+    ready, wait = due(policy, backlog(1, (8, 0.004, 10.0)), 10.0005)
+    assert not ready and wait is not None and 0 < wait <= 0.0015 + 1e-9
+    # ...until as many are back as last time, or the pause is over.
+    assert due(policy, backlog(8, (8, 0.004, 10.0)), 10.0005) == (True, None)
+    assert due(policy, backlog(3, (8, 0.004, 10.0)), 10.0021) == (True, None)
+    # The pause never exceeds the limit, however slow the disk.
+    ready, wait = due(policy, backlog(2, (50, 1.0, 10.0)), 10.0)
+    assert not ready and wait == pytest.approx(GATHER_LIMIT)
+    assert due(policy, backlog(0, (8, 0.004, 10.0)), 10.0) == (False, None)

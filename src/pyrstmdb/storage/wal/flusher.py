@@ -38,6 +38,7 @@ class Backlog:
     dirty_since: float | None  # monotonic time of the oldest unsynced write
     failed: bool  # an fsync failed under every_write; nothing more until recovery
     retry_at: float | None  # after a failed background fsync: not before this time
+    last_round: tuple[int, float, float] = (0, 0.0, 0.0)  # records, seconds, finished at
 
 
 def due(policy: FsyncPolicy, backlog: Backlog, now: float) -> tuple[bool, float | None]:
@@ -50,7 +51,9 @@ def due(policy: FsyncPolicy, backlog: Backlog, now: float) -> tuple[bool, float 
         return True, None
     kind = policy.kind
     if kind == "every_write":
-        return backlog.unsynced, None
+        if not backlog.unsynced:
+            return False, None
+        return _gathered(backlog, now)
     if kind == "every_n":
         return backlog.unsynced_records >= max(1, policy.amount), None
     if kind == "every_ms" and backlog.dirty_since is not None:
@@ -59,6 +62,28 @@ def due(policy: FsyncPolicy, backlog: Backlog, now: float) -> tuple[bool, float 
             return True, None
         return False, deadline - now
     return False, None
+
+
+#: Longest pause for more writers to join a round (group commit).
+GATHER_LIMIT = 0.002
+
+
+def _gathered(backlog: Backlog, now: float) -> tuple[bool, float | None]:
+    """Under every_write: sync now, or pause briefly while more writers are on their way.
+
+    After a round that carried many records, the writers it woke usually come back
+    together; starting the next round on the first of them would split them over two
+    fsyncs. So while fewer records wait than the last round carried, the flusher waits
+    up to half the last round's duration (at most ``GATHER_LIMIT``). A lone writer never
+    waits: its last round carried one record.
+    """
+    records, seconds, finished = backlog.last_round
+    if records <= 1 or backlog.unsynced_records >= records:
+        return True, None
+    deadline = finished + min(seconds / 2, GATHER_LIMIT)
+    if now >= deadline:
+        return True, None
+    return False, deadline - now
 
 
 class Flusher:

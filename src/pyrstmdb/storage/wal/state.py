@@ -64,6 +64,7 @@ class LogState:
     dirty_since: float | None = None  # monotonic time of the oldest unsynced write
     retry_at: float | None = None  # after a failed background fsync (lax policies)
     broken_tail: bool = False  # bytes of a failed write could not be removed yet
+    last_round: tuple[int, float, float] = (0, 0.0, 0.0)  # records, seconds, finished at
     closed: bool = False
     has_flusher: bool = False
     failure_handler: Callable[[WalIoError], None] | None = None

@@ -55,6 +55,7 @@ def backlog(state: LogState) -> Backlog:
         dirty_since=state.dirty_since,
         failed=durability.error is not None or state.closed,
         retry_at=state.retry_at,
+        last_round=state.last_round,
     )
 
 
@@ -64,12 +65,16 @@ def sync_round(state: LogState, *, background: bool, force: bool) -> None:
         plan = _plan(state, force)
         if plan is None:
             return
+        started = time.monotonic()
         try:
             _run(state, plan)
         except OSError as exc:
             error, waiters = _failed(state, plan, exc)
         else:
+            carried = plan.sequence - state.durability.sequence
             _finish(state, plan)
+            finished = time.monotonic()
+            state.last_round = (carried, finished - started, finished)
             return
     # Outside the round lock, the handler may take its owner's locks and recover the log
     # at once; the waiters hear of the failure only after it has run.
