@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from pyrstmdb.errors import WalIoError
 
 from .fileio import write_fully
-from .layout import HEADER_SIZE, POSITION_BITS, encode_offset, parse_segment_name
+from .layout import (
+    HEADER_SIZE,
+    MAX_PAYLOAD,
+    POSITION_BITS,
+    TYPE_CODES,
+    encode_offset,
+    parse_segment_name,
+)
 from .record import check_items, encode_header
 from .segment import Segment
 from .state import LogState, quietly
@@ -31,7 +38,8 @@ def append(state: LogState, items: Sequence[tuple[int, bytes]]) -> list[int]:
     """Write records (type code, payload) and return their offsets."""
     if not items:
         return []
-    check_items(items)
+    if len(items) != 1 or items[0][0] not in TYPE_CODES or len(items[0][1]) > MAX_PAYLOAD:
+        check_items(items)  # the one-record case needs no loop to be checked
     with state.write_lock:
         if state.closed or state.broken_tail or state.durability.error is not None:
             ensure_writable(state)
@@ -143,7 +151,7 @@ def _after_write(state: LogState, *, rotated: bool) -> None:
     was_clean = state.dirty_since is None
     if was_clean:
         state.dirty_since = time.monotonic()
-    if not state.has_flusher:
+    if not state.has_flusher or not state.flusher_waiting():
         return
     kind = state.policy.kind
     if rotated or kind == "every_write" or (kind == "every_ms" and was_clean):

@@ -101,6 +101,9 @@ class Flusher:
         self._backlog = backlog
         self._sync_round = sync_round
         self._stopping = False
+        #: True while the thread sleeps on the condition (read and written under its lock);
+        #: writers only need to notify then, as a running round re-checks before sleeping.
+        self.waiting = False
         self._thread = threading.Thread(target=self._run, name="pyrstmdb-wal-flusher", daemon=True)
 
     def start(self) -> None:
@@ -136,5 +139,7 @@ class Flusher:
                 ready, timeout = due(self._policy, self._backlog(), time.monotonic())
                 if ready:
                     return True
+                self.waiting = True
                 self._wake.wait(timeout)
+                self.waiting = False
             return False

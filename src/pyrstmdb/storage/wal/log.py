@@ -92,6 +92,8 @@ class Wal:
             lambda: syncing.sync_round(state, background=True, force=False),
         )
         state.has_flusher = True
+        flusher = self._flusher
+        state.flusher_waiting = lambda: flusher.waiting
         self._flusher.start()
 
     # ------------------------------------------------------------------ positions

@@ -67,6 +67,7 @@ class LogState:
     last_round: tuple[int, float, float] = (0, 0.0, 0.0)  # records, seconds, finished at
     closed: bool = False
     has_flusher: bool = False
+    flusher_waiting: Callable[[], bool] = lambda: True  # notify the flusher only when it sleeps
     failure_handler: Callable[[WalIoError], None] | None = None
     counters: Counters = field(default_factory=Counters)
     lock: threading.Lock = field(default_factory=threading.Lock)
