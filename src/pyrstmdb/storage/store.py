@@ -19,7 +19,6 @@ advances.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -123,7 +122,6 @@ class MemoryStore:
     waits_for_disk = False
 
     def __init__(self, retain: int = 100_000) -> None:
-        self._lock = threading.Lock()
         self._log: deque[Logged] = deque(maxlen=retain)
         self._next_offset = FIRST_OFFSET
         self._next_sequence = 1
@@ -139,8 +137,10 @@ class MemoryStore:
 
     @property
     def history_start(self) -> int:
-        with self._lock:
-            return self._log[0].offset if self._log else self._next_offset
+        try:
+            return self._log[0].offset
+        except IndexError:
+            return self._next_offset
 
     def open_state(self) -> tuple[CheckpointData | None, Iterator[list[LoggedEntry]]]:
         return None, iter(())
@@ -152,11 +152,12 @@ class MemoryStore:
         return CorruptionError(f"unreadable record ({err})", "memory", offset)
 
     def append_one(self, record: Record) -> int:
-        with self._lock:
-            offset = self._next_offset
-            self._log.append(_new_logged(Logged, (self._next_sequence, offset, record)))
-            self._next_offset = offset + 1
-            self._next_sequence += 1
+        # Callers serialise appends (the database lock); readers need no lock (see
+        # ``logged_from``).
+        offset = self._next_offset
+        self._log.append(_new_logged(Logged, (self._next_sequence, offset, record)))
+        self._next_offset = offset + 1
+        self._next_sequence += 1
         self._io.writes += 1
         return offset
 
@@ -176,22 +177,29 @@ class MemoryStore:
         return None
 
     def logged_from(self, from_offset: int, end: int) -> Iterator[Logged]:
-        # Offsets are consecutive, so each step finds its record by arithmetic under the
-        # lock; appends evicting old records meanwhile cannot make it skip one.
-        log = self._log
+        # Offsets are consecutive, so the record for an offset is found by arithmetic and
+        # checked by its own offset: an append evicting old records in between shows up as
+        # a mismatch and the lookup is repeated, so no held record is ever skipped.
         wanted = from_offset
         while True:
-            with self._lock:
-                if not log:
-                    return
-                index = max(0, wanted - log[0].offset)
-                if index >= len(log):
-                    return
-                item = log[index]
-            if item.offset >= end:
+            item = self._record_at(wanted)
+            if item is None or item.offset >= end:
                 return
             yield item
             wanted = item.offset + 1
+
+    def _record_at(self, wanted: int) -> Logged | None:
+        """The record at ``wanted``, or the oldest held one if it was dropped; None at the end."""
+        log = self._log
+        while True:
+            try:
+                first = log[0].offset
+                item = log[max(0, wanted - first)]
+            except IndexError:
+                return None
+            if item.offset == max(wanted, first):
+                return item
+            # the log moved between the two reads: look again
 
     def read(self, from_offset: int, limit: int | None) -> WalReadResult:
         records: list[WalRecord] = []
@@ -224,9 +232,8 @@ class MemoryStore:
 
     def compact(self, data: CheckpointData, force: bool) -> CompactResult:
         """Forget the records the state already covers (there are no files)."""
-        with self._lock:
-            while self._log and self._log[0].offset < data.offset:
-                self._log.popleft()
+        while self._log and self._log[0].offset < data.offset:
+            self._log.popleft()
         return CompactResult(0, 0, 0, 0, 0)
 
     def write_instance_snapshot(self, body: dict[str, Any]) -> tuple[str, int, str]:
@@ -235,8 +242,7 @@ class MemoryStore:
         return body["snapshot_id"], len(blob), hashlib.sha256(blob).hexdigest()
 
     def reset(self, record: Record) -> int:
-        with self._lock:
-            self._log.clear()
+        self._log.clear()
         return self.append_one(record)
 
     def close(self) -> None:
