@@ -134,25 +134,17 @@ class Core:
 
     def _build_state(self, end: int | None) -> State:
         state = State(IdempotencyCache(*self._idem_settings))
-        checkpoint, logged = self._store.open_state()
+        checkpoint = self._store.load_checkpoint()
         if checkpoint is not None:
             restore_checkpoint(state, checkpoint)
-        count = 0
-        replay = machine.replay_entry
-        limit = end if end is not None else 1 << 64
+        replay_entry = machine.replay_entry
         default_ts = self._clock()
-        try:
-            for batch in logged:
-                for offset, type_code, entry in batch:
-                    if offset >= limit:
-                        break
-                    replay(state, type_code, entry, offset, default_ts)
-                    count += 1
-                else:
-                    continue
-                break
-        except ValueError as err:
-            raise self._store.unreadable(offset, err) from None
+
+        def apply(type_code: int, entry: Any, offset: int) -> None:
+            replay_entry(state, type_code, entry, offset, default_ts)
+
+        start = 0 if checkpoint is None else checkpoint.offset
+        count = self._store.replay(apply, start, end)
         state.idempotency.expire(self._clock())
         if count:
             log.info("replayed %d log records", count)

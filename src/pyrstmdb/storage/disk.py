@@ -45,7 +45,7 @@ from pyrstmdb.storage.store import (
     RECORD_OVERHEAD,
     CheckpointData,
     Logged,
-    LoggedEntry,
+    ReplayFn,
 )
 from pyrstmdb.storage.wal import (
     FileIO,
@@ -126,12 +126,11 @@ class DiskStore:
         return self._wal
 
     # -- opening -----------------------------------------------------------------
-    def open_state(self) -> tuple[CheckpointData | None, Iterator[list[LoggedEntry]]]:
+    def load_checkpoint(self) -> CheckpointData | None:
         checkpoint = self._usable_checkpoint()
         if checkpoint is not None:
             self._covered = {row[0]: row[_LAST_OFFSET] for row in checkpoint.instances}
-        start = 0 if checkpoint is None else checkpoint.offset
-        return checkpoint, self._replay(start)
+        return checkpoint
 
     def _usable_checkpoint(self) -> CheckpointData | None:
         checkpoint = load_latest_checkpoint(self.snapshot_dir)
@@ -163,28 +162,38 @@ class DiskStore:
         except (orjson.JSONDecodeError, ValueError) as err:
             raise self.unreadable(entry.offset, err) from None
 
-    def _replay(self, start: int) -> Iterator[list[LoggedEntry]]:
-        held: list[LoggedEntry] = []
+    def replay(self, apply: ReplayFn, start: int, end: int | None) -> int:
+        limit = end if end is not None else 1 << 64
+        held: list[tuple[int, Any, int]] = []  # an atomic batch still waiting for its end
         loads = orjson.loads
-        for batch in self._wal.entry_batches(start):
-            out: list[LoggedEntry] = []
-            for entry in batch:
-                try:
-                    body = loads(entry.payload)
-                except orjson.JSONDecodeError as err:
-                    raise self.unreadable(entry.offset, err) from None
-                item = _new_logged(LoggedEntry, (entry.offset, entry.type_code, body))
-                if type(body) is dict and BATCH_CONTINUES in body:
-                    held.append(item)
-                    continue
-                if held:
-                    out.extend(held)
-                    held.clear()
-                out.append(item)
-            if out:
-                yield out
-        if held:
-            self._cut_incomplete_batch(held)
+        count = 0
+        offset = start
+        try:
+            for batch in self._wal.entry_batches(start):
+                for _sequence, offset, code, payload in batch:
+                    if offset >= limit:
+                        return count
+                    body = loads(payload)
+                    if type(body) is dict and BATCH_CONTINUES in body:
+                        held.append((code, body, offset))
+                        continue
+                    if held:
+                        count += self._apply_held(apply, held)
+                    apply(code, body, offset)
+                    count += 1
+        except (orjson.JSONDecodeError, ValueError) as err:
+            raise self.unreadable(offset, err) from None
+        if held and end is None:
+            self._cut_incomplete_batch(held[0][2], len(held))
+        return count
+
+    @staticmethod
+    def _apply_held(apply: ReplayFn, held: list[tuple[int, Any, int]]) -> int:
+        for code, body, offset in held:
+            apply(code, body, offset)
+        count = len(held)
+        held.clear()
+        return count
 
     def unreadable(self, offset: int, err: Exception) -> CorruptionError:
         """The error for a record at ``offset`` whose payload cannot be read."""
@@ -194,12 +203,11 @@ class DiskStore:
             offset_position(offset),
         )
 
-    def _cut_incomplete_batch(self, held: list[LoggedEntry]) -> None:
-        offset = held[0].offset
+    def _cut_incomplete_batch(self, offset: int, records: int) -> None:
         log.warning(
             "the log ends inside an atomic batch (%d of its records written before a crash); "
             "cutting them at %s byte %d",
-            len(held),
+            records,
             segment_name(offset_segment(offset)),
             offset_position(offset),
         )

@@ -44,12 +44,9 @@ class Logged(NamedTuple):
     record: Record
 
 
-class LoggedEntry(NamedTuple):
-    """A record as read back for replay: its type code and JSON object."""
-
-    offset: int
-    type_code: int
-    entry: dict[str, Any]
+#: ``apply(type_code, entry, offset)``: replay one logged entry (its JSON object);
+#: raises ``ValueError`` for an entry it cannot read.
+ReplayFn = Callable[[int, Any, int], None]
 
 
 class CheckpointData(NamedTuple):
@@ -74,8 +71,15 @@ class Store(Protocol):
     @property
     def waits_for_disk(self) -> bool: ...
 
-    def open_state(self) -> tuple[CheckpointData | None, Iterator[list[LoggedEntry]]]:
-        """The newest checkpoint and the logged entries after it, in batches."""
+    def load_checkpoint(self) -> CheckpointData | None:
+        """The newest checkpoint (``None``: replay the whole log)."""
+        ...
+
+    def replay(self, apply: ReplayFn, start: int, end: int | None) -> int:
+        """Feed every logged entry with ``start <= offset < end`` to ``apply``, in order.
+
+        Returns how many were applied; raises ``CorruptionError`` for unreadable ones.
+        """
         ...
 
     def append(self, records: Sequence[Record], atomic: bool = False) -> list[int]: ...
@@ -142,8 +146,11 @@ class MemoryStore:
         except IndexError:
             return self._next_offset
 
-    def open_state(self) -> tuple[CheckpointData | None, Iterator[list[LoggedEntry]]]:
-        return None, iter(())
+    def load_checkpoint(self) -> CheckpointData | None:
+        return None
+
+    def replay(self, apply: ReplayFn, start: int, end: int | None) -> int:
+        return 0  # nothing outlives the process
 
     def append(self, records: Sequence[Record], atomic: bool = False) -> list[int]:
         return [self.append_one(record) for record in records]
