@@ -51,6 +51,7 @@ class Wal:
         self._state = state
         self.recovery = recovery
         self._flusher: Flusher | None = None
+        self._verified_end = 0  # records below were CRC-checked by the open scan
 
     @classmethod
     def open(
@@ -78,6 +79,7 @@ class Wal:
         except OSError as exc:
             raise WalIoError(f"cannot open WAL in {path}: {exc}") from exc
         wal = cls(state, recovered.report)
+        wal._verified_end = state.head  # every record below was checked by the open scan
         wal._start_flusher()
         return wal
 
@@ -159,6 +161,7 @@ class Wal:
     def recover_after_failure(self) -> None:
         """Discard everything after the durable end and leave the failed state."""
         rollback.recover_after_failure(self._state)
+        self._verified_end = min(self._verified_end, self._state.head)
 
     def truncate_to(self, offset: int) -> None:
         """Discard every record at or after ``offset`` (a record the log holds).
@@ -168,6 +171,7 @@ class Wal:
         record and ``WalIoError`` if the files cannot be cut.
         """
         rollback.truncate_to(self._state, offset)
+        self._verified_end = min(self._verified_end, self._state.head)
 
     def sync(self) -> None:
         """Fsync everything written so far, in this thread."""
@@ -194,10 +198,14 @@ class Wal:
     def entry_batches(
         self, from_offset: int = 0, end: int | None = None
     ) -> Iterator[list[WalEntry]]:
-        """The same records as :meth:`entries`, in lists of one read chunk each (for replay)."""
+        """The same records as :meth:`entries`, in lists of one read chunk each (for replay).
+
+        Records the open scan already checked are not CRC-checked again.
+        """
         state = self._state
         with state.lock:
-            spans = plan_spans(state.segments, from_offset, state.head if end is None else end)
+            stop = state.head if end is None else end
+            spans = plan_spans(state.segments, from_offset, stop, self._verified_end)
             state.counters.reads += 1
         return stream_batches(state.io, spans, self._count_read_bytes)
 

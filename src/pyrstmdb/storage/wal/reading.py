@@ -16,8 +16,14 @@ from .model import WalEntry
 from .segment import ReadSpan, Segment, read_batches
 
 
-def plan_spans(segments: Sequence[Segment], from_offset: int, end: int) -> list[ReadSpan]:
-    """The spans holding the records with ``from_offset <= offset < end``."""
+def plan_spans(
+    segments: Sequence[Segment], from_offset: int, end: int, verified_end: int = 0
+) -> list[ReadSpan]:
+    """The spans holding the records with ``from_offset <= offset < end``.
+
+    Records below ``verified_end`` (checked one by one when the log was opened) are read
+    without checking their CRCs a second time.
+    """
     first_id, first_position = offset_segment(from_offset), offset_position(from_offset)
     end_id, end_position = offset_segment(end), offset_position(end)
     spans: list[ReadSpan] = []
@@ -31,7 +37,11 @@ def plan_spans(segments: Sequence[Segment], from_offset: int, end: int) -> list[
         if skip >= before:
             continue
         begin = segment.start_for(skip)
-        spans.append(ReadSpan(segment_id, segment.path, begin, segment.size, skip, before))
+        checked = offset_position(verified_end) if offset_segment(verified_end) == segment_id else 0
+        if segment_id < offset_segment(verified_end):
+            checked = segment.size
+        span = ReadSpan(segment_id, segment.path, begin, segment.size, skip, before, checked)
+        spans.append(span)
     return spans
 
 

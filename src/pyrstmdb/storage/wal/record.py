@@ -112,14 +112,15 @@ class Decoder:
         self._walk(found.append, None, 0, 0)
         return found
 
-    def collect(self, base: int, skip_below: int) -> list[WalEntry]:
+    def collect(self, base: int, skip_below: int, verify_from: int = 0) -> list[WalEntry]:
         """Decode every valid record at once, as entries at offset ``base + position``.
 
         Records whose position is below ``skip_below`` are decoded (and checked) but left
-        out. One call per buffer keeps the per-record cost of long replays low.
+        out. CRCs are checked from position ``verify_from`` on (bytes before it were
+        checked when the log was opened). One call per buffer keeps replays cheap.
         """
         found: list[WalEntry] = []
-        self._walk(None, found.append, base, skip_below)
+        self._walk(None, found.append, base, skip_below, verify_from)
         return found
 
     def _walk(
@@ -128,6 +129,7 @@ class Decoder:
         keep: Callable[[WalEntry], None] | None,
         base: int,
         skip_below: int,
+        verify_from: int = 0,
     ) -> None:
         buf = self._buf
         view = memoryview(buf)
@@ -146,7 +148,9 @@ class Decoder:
                 break
             if length > MAX_PAYLOAD:
                 break
-            if checksum_of(view[start:end]) != checksum or sequence <= last:
+            if sequence <= last or (
+                pos >= verify_from and checksum_of(view[start:end]) != checksum
+            ):
                 break
             last = sequence
             if note is not None:

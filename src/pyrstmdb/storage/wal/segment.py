@@ -138,6 +138,7 @@ class ReadSpan:
     stop: int
     skip_below: int
     starts_before: int = 1 << 40
+    verified_below: int = 0  # positions the open scan already checked record by record
 
 
 def read_entries(fileio: FileIO, span: ReadSpan) -> Iterator[WalEntry]:
@@ -171,7 +172,9 @@ def _stream(fileio: FileIO, fd: int, span: ReadSpan) -> Iterator[list[WalEntry]]
         size = min(max(want, READ_CHUNK), span.stop - position)
         buf = read_exactly(fileio, fd, size, position)
         decoder = Decoder(buf, 0, len(buf), last_sequence)
-        batch = decoder.collect(base + position, span.skip_below - position)
+        batch = decoder.collect(
+            base + position, span.skip_below - position, span.verified_below - position
+        )
         limit = base + span.starts_before
         if batch and batch[-1].offset >= limit:
             batch = [entry for entry in batch if entry.offset < limit]
