@@ -29,16 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
-import sys
 import time
 from array import array
-from pathlib import Path
 from typing import Any
 
 import orjson
 
+from bench.server_process import start_server
 from pyrstmdb import Database
 from pyrstmdb.protocol import ClientCodec, Event, Response, encode_frame, request_message
 from pyrstmdb.subscriptions import Hub
@@ -62,27 +60,6 @@ Row = tuple[str, float, str]
 
 
 # -- the server process -------------------------------------------------------------------------
-
-
-def _start_server(data_dir: str) -> tuple[subprocess.Popen[str], int]:
-    script = Path(sys.executable).parent / "rstmdb"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "pyrstmdb.server.main"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RSTMDB_")}
-    env.update({"RSTMDB_FSYNC_POLICY": "every_write", "RSTMDB_LOG_FORMAT": "text"})
-    proc = subprocess.Popen(
-        [*command, "--bind", "127.0.0.1:0", "--data-dir", data_dir],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        found = re.match(r"listening on [^:]+:(\d+)", line)
-        if found:
-            return proc, int(found.group(1))
-    proc.kill()
-    raise RuntimeError("rstmdb did not start")
 
 
 def _frame(request_id: str, op: str, params: dict[str, Any]) -> bytes:
@@ -288,7 +265,7 @@ async def _wire(port: int) -> list[Row]:
 
 
 def _wire_rows(data_dir: str) -> list[Row]:
-    proc, port = _start_server(data_dir)
+    proc, port = start_server(data_dir)
     try:
         return asyncio.run(_wire(port))
     finally:

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import struct
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import orjson
 
+from bench.server_process import start_server
 from pyrstmdb.protocol import encode_frame, request_message
 
 SECONDS = 2.5
@@ -33,26 +30,6 @@ COUNTER = {
 }
 _HEADER = struct.Struct(">4sHHHII")
 Maker = Callable[[int], bytes]
-
-
-def _server(tmpdir: str) -> tuple[subprocess.Popen[str], int]:
-    script = Path(sys.executable).parent / "rstmdb"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "pyrstmdb.server.main"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RSTMDB_")}
-    env.update({"RSTMDB_FSYNC_POLICY": "every_write", "RSTMDB_LOG_FORMAT": "text"})
-    proc = subprocess.Popen(
-        [*command, "--bind", "127.0.0.1:0", "--data-dir", os.path.join(tmpdir, "data")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        found = re.match(r"listening on [^:]+:(\d+)", line)
-        if found:
-            return proc, int(found.group(1))
-    raise RuntimeError("rstmdb did not start")
 
 
 def _frame(request_id: int, op: str, params: dict[str, object]) -> bytes:
@@ -153,7 +130,7 @@ async def _all(port: int) -> list[tuple[str, float, str]]:
 
 
 def run(tmpdir: str) -> list[tuple[str, float, str]]:
-    proc, port = _server(tmpdir)
+    proc, port = start_server(os.path.join(tmpdir, "data"))
     try:
         return asyncio.run(_all(port))
     finally:
