@@ -30,6 +30,7 @@ from pyrstmdb.engine.records import (
     InstanceDeleted,
     MachinePut,
     Record,
+    event_fields,
     from_entry,
 )
 from pyrstmdb.engine.state import Instance, View
@@ -362,19 +363,9 @@ def replay_entry(view: Any, type_code: int, entry: Any, offset: int, default_ts:
     ``records.from_entry`` first. Raises ``ValueError`` for an unreadable entry.
     """
     if type_code == APPLY_EVENT and type(entry) is dict:
-        get = entry.get
-        instance_id, from_state, to_state = get("instance_id"), get("from_state"), get("to_state")
-        ctx, event_id, key, ts = get("ctx"), get("event_id"), get("idempotency_key"), get("ts")
-        if (
-            type(instance_id) is str
-            and type(from_state) is str
-            and type(to_state) is str
-            and type(get("event")) is str
-            and type(ctx) is dict
-            and type(ts) is int
-            and (event_id is None or type(event_id) is str)
-            and (key is None or type(key) is str)
-        ):
+        fields = event_fields(entry)
+        if fields is not None:
+            instance_id, _event, from_state, to_state, _payload, ctx, event_id, key, ts = fields
             _event_values(view, instance_id, from_state, to_state, ctx, event_id, key, ts, offset)
             return
     record = from_entry(type_code, entry, default_ts)

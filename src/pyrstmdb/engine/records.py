@@ -218,7 +218,12 @@ def _create_instance(entry: dict[str, Any], default_ts: int) -> Record:
     )
 
 
-def _apply_event(entry: dict[str, Any], default_ts: int) -> Record:
+def event_fields(entry: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The ``EventApplied`` fields of a well-formed ``apply_event`` entry, else ``None``.
+
+    The common case, checked without per-field helper calls; replay uses it to
+    update state without building a record.
+    """
     get = entry.get
     instance_id, event = get("instance_id"), get("event")
     from_state, to_state = get("from_state"), get("to_state")
@@ -233,13 +238,18 @@ def _apply_event(entry: dict[str, Any], default_ts: int) -> Record:
         and type(ts) is int
         and (event_id is None or type(event_id) is str)
         and (key is None or type(key) is str)
-    ):  # the common, well-formed case without per-field helper calls
+    ):
         if type(payload) is not dict:
             payload = None
-        return _new_record(
-            EventApplied,
-            (instance_id, event, from_state, to_state, payload, ctx, event_id, key, ts),
-        )
+        return (instance_id, event, from_state, to_state, payload, ctx, event_id, key, ts)
+    return None
+
+
+def _apply_event(entry: dict[str, Any], default_ts: int) -> Record:
+    fields = event_fields(entry)
+    if fields is not None:
+        return _new_record(EventApplied, fields)
+    payload = entry.get("payload")
     return EventApplied(
         _str(entry, "instance_id"),
         _str(entry, "event"),
