@@ -34,6 +34,8 @@ from pyrstmdb.engine.commands import (
     ListInstances,
     PutMachine,
     check_id,
+    check_str,
+    check_uint,
     parse_batch,
 )
 from pyrstmdb.errors import BadRequest, WalIoError
@@ -102,24 +104,6 @@ def _copy_ctx(ctx: dict[str, Any]) -> dict[str, Any]:
         return ctx.copy()
     copied: dict[str, Any] = orjson.loads(orjson.dumps(ctx))
     return copied
-
-
-def _text(value: Any, name: str, optional: bool = False) -> Any:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"invalid request: {name} must be a string", {"field": name})
-    return value
-
-
-def _uint(value: Any, name: str, limit: int, optional: bool = False) -> Any:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
-        raise BadRequest(
-            f"invalid request: {name} must be an unsigned integer (0..{limit})", {"field": name}
-        )
-    return value
 
 
 class Database:
@@ -228,20 +212,20 @@ class Database:
         if copied is None:
             raise BadRequest("invalid request: missing definition", {"field": "definition"})
         cmd = PutMachine(
-            check_id("machine", _text(machine, "machine")),
-            _uint(version, "version", _UINT32_MAX),
+            check_id("machine", check_str("machine", machine)),
+            check_uint("version", version, _UINT32_MAX),
             copied,
-            _text(checksum, "checksum", optional=True),
+            check_str("checksum", checksum, optional=True),
         )
         return self._done(self._core.put_machine(cmd))
 
     def get_machine(self, machine: str, version: int | None = None) -> GetMachineResult:
         """A machine version; the latest one when ``version`` is omitted."""
-        name = _text(machine, "machine")
+        name = check_str("machine", machine)
         if version is None:
             latest = self._core.latest_version(name)
             version = 0 if latest is None else latest
-        number = _uint(version, "version", _UINT32_MAX)
+        number = check_uint("version", version, _UINT32_MAX)
         return self._read(lambda: self._core.get_machine(name, number))
 
     def list_machines(self) -> ListMachinesResult:
@@ -257,20 +241,20 @@ class Database:
         idempotency_key: str | None = None,
     ) -> CreateInstanceResult:
         if instance_id is not None:
-            check_id("instance_id", _text(instance_id, "instance_id"))
+            check_id("instance_id", check_str("instance_id", instance_id))
         cmd = CreateInstance(
-            _text(machine, "machine"),
-            _uint(version, "version", _UINT32_MAX),
+            check_str("machine", machine),
+            check_uint("version", version, _UINT32_MAX),
             instance_id,
             _json_object(initial_ctx, "initial_ctx"),
-            _text(idempotency_key, "idempotency_key", optional=True),
+            check_str("idempotency_key", idempotency_key, optional=True),
         )
         result = self._done(self._core.write(cmd))
         assert isinstance(result, CreateInstanceResult)
         return result
 
     def get_instance(self, instance_id: str) -> GetInstanceResult:
-        name = _text(instance_id, "instance_id")
+        name = check_str("instance_id", instance_id)
         result = self._read(lambda: self._core.get_instance(name))
         result.ctx = _copy_ctx(result.ctx)
         return result
@@ -283,10 +267,10 @@ class Database:
         offset: int | None = None,
     ) -> ListInstancesResult:
         query = ListInstances(
-            _text(machine, "machine", optional=True),
-            _text(state, "state", optional=True),
-            100 if limit is None else _uint(limit, "limit", _UINT32_MAX),
-            0 if offset is None else _uint(offset, "offset", _UINT32_MAX),
+            check_str("machine", machine, optional=True),
+            check_str("state", state, optional=True),
+            100 if limit is None else check_uint("limit", limit, _UINT32_MAX),
+            0 if offset is None else check_uint("offset", offset, _UINT32_MAX),
         )
         return self._read(lambda: self._core.list_instances(query))
 
@@ -294,8 +278,8 @@ class Database:
         self, instance_id: str, idempotency_key: str | None = None
     ) -> DeleteInstanceResult:
         cmd = DeleteInstance(
-            _text(instance_id, "instance_id"),
-            _text(idempotency_key, "idempotency_key", optional=True),
+            check_str("instance_id", instance_id),
+            check_str("idempotency_key", idempotency_key, optional=True),
         )
         result = self._done(self._core.write(cmd))
         assert isinstance(result, DeleteInstanceResult)
@@ -319,12 +303,12 @@ class Database:
             and event_id is None
             and idempotency_key is None
         ):
-            _text(instance_id, "instance_id")
-            _text(event, "event")
-            _text(expected_state, "expected_state", optional=True)
-            _uint(expected_wal_offset, "expected_wal_offset", 2**64 - 1, optional=True)
-            _text(event_id, "event_id", optional=True)
-            _text(idempotency_key, "idempotency_key", optional=True)
+            check_str("instance_id", instance_id)
+            check_str("event", event)
+            check_str("expected_state", expected_state, optional=True)
+            check_uint("expected_wal_offset", expected_wal_offset, 2**64 - 1, optional=True)
+            check_str("event_id", event_id, optional=True)
+            check_str("idempotency_key", idempotency_key, optional=True)
         cmd = _new_command(
             ApplyEvent,
             (
@@ -349,18 +333,18 @@ class Database:
         ``details`` hold the failing ``index`` and its inner ``code``/``message``.
         ``best_effort``: every op runs; each item carries its result or error.
         """
-        params = {"ops": _json_copy_list(ops), "mode": _text(mode, "mode")}
+        params = {"ops": _json_copy_list(ops), "mode": check_str("mode", mode)}
         parsed, batch_mode = parse_batch(params)
         return self._done(self._core.batch(parsed, batch_mode))
 
     # -- storage -------------------------------------------------------------------
     def snapshot_instance(self, instance_id: str) -> SnapshotResult:
-        return self._core.snapshot_instance(_text(instance_id, "instance_id"))
+        return self._core.snapshot_instance(check_str("instance_id", instance_id))
 
     def wal_read(self, from_offset: int = 0, limit: int | None = None) -> WalReadResult:
         return self._core.wal_read(
-            _uint(from_offset, "from_offset", 2**64 - 1),
-            _uint(limit, "limit", 2**64 - 1, optional=True),
+            check_uint("from_offset", from_offset, 2**64 - 1),
+            check_uint("limit", limit, 2**64 - 1, optional=True),
         )
 
     def wal_stats(self) -> WalStatsResult:

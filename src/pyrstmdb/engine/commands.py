@@ -75,41 +75,43 @@ def _wrong(key: str, expected: str) -> BadRequest:
     return BadRequest(f"invalid request: {key} must be {expected}", {"field": key})
 
 
-def req_str(params: Params, key: str) -> str:
-    value = params.get(key)
+def check_str(key: str, value: Any, optional: bool = False) -> Any:
+    """``value`` if it is a string (or ``None`` when optional); else ``BadRequest``."""
+    if isinstance(value, str) or (value is None and optional):
+        return value
+    raise _missing(key) if value is None else _wrong(key, "a string")
+
+
+def check_uint(key: str, value: Any, limit: int = UINT64_MAX, optional: bool = False) -> Any:
+    """``value`` if it is an integer in ``0..limit`` (or ``None`` when optional)."""
     if value is None:
+        if optional:
+            return None
         raise _missing(key)
-    if not isinstance(value, str):
-        raise _wrong(key, "a string")
+    # JSON numbers written with a fraction or exponent (1.0, 1e3) are not integers.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise _wrong(key, f"an unsigned integer (0..{limit})")
+    return value
+
+
+def req_str(params: Params, key: str) -> str:
+    value: str = check_str(key, params.get(key))
     return value
 
 
 def opt_str(params: Params, key: str) -> str | None:
-    value = params.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise _wrong(key, "a string")
-
-
-def _check_uint(key: str, value: Any, limit: int) -> int:
-    # JSON numbers written with a fraction or exponent (1.0, 1e3) are not integers.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _wrong(key, f"an unsigned integer (0..{limit})")
-    if value < 0 or value > limit:
-        raise _wrong(key, f"an unsigned integer (0..{limit})")
+    value: str | None = check_str(key, params.get(key), optional=True)
     return value
 
 
 def req_uint(params: Params, key: str, limit: int = UINT64_MAX) -> int:
-    value = params.get(key)
-    if value is None:
-        raise _missing(key)
-    return _check_uint(key, value, limit)
+    value: int = check_uint(key, params.get(key), limit)
+    return value
 
 
 def opt_uint(params: Params, key: str, limit: int = UINT64_MAX) -> int | None:
-    value = params.get(key)
-    return None if value is None else _check_uint(key, value, limit)
+    value: int | None = check_uint(key, params.get(key), limit, optional=True)
+    return value
 
 
 def opt_bool(params: Params, key: str, default: bool) -> bool:
