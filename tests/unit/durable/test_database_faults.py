@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pyrstmdb import Database, WalIoError
+from pyrstmdb import WalIoError
 from pyrstmdb.core import Core
 from pyrstmdb.engine.commands import ApplyEvent, CreateInstance, PutMachine
 from pyrstmdb.storage.disk import DiskStore
@@ -138,16 +138,6 @@ def test_concurrent_writers_all_fail_together_on_fsync_error(
     _run(core, core.write(CreateInstance("order", 1, "after")))
     assert list(core.state.instances) == ["after"]
     core.close()
-
-
-def test_database_reports_wal_io_error_to_caller(
-    tmp_path: Path, order_machine: dict[str, Any]
-) -> None:
-    with Database(tmp_path) as db:
-        db.put_machine("order", 1, order_machine)
-        with pytest.raises(Exception) as info:
-            db.apply_event("missing", "PAY")
-        assert info.value.__class__.__name__ == "InstanceNotFound"
 
 
 def test_failed_fsync_during_compaction_rolls_back_too(
