@@ -50,6 +50,7 @@ async def _writers(core: Core, writers: int, seconds: float) -> int:
             done += 1
 
     await asyncio.gather(*(one(f"w{i}") for i in range(writers)))
+    waiter.close()
     return done
 
 

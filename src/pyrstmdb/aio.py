@@ -3,11 +3,14 @@
 ``run`` runs a coroutine on uvloop when it is installed (a C event loop that
 cuts per-request overhead), else on the standard loop.
 
-``Core.when_visible(offset, callback)`` calls ``callback`` from the store's fsync
-thread (or at once) with ``None`` or a ``WalIoError``. :class:`DurabilityWaiter`
-turns each wait into an ``asyncio.Future``; completions are queued under a small
-lock and the loop is woken with **one** ``call_soon_threadsafe`` per batch, so an
-fsync that covers many requests costs one wake-up, not one per request.
+:class:`DurabilityWaiter` turns "wait until the record at this offset is
+visible" into an ``asyncio.Future``. The futures live on the loop, in a heap
+ordered by offset; the store's fsync thread does no per-request work at all.
+It only calls the waiter's visibility watcher once per round (or after a
+roll-back), which wakes the loop with **one** ``call_soon_threadsafe``; the
+loop then resolves every future below the new visible end. A future whose
+record was discarded by a roll-back fails with that fsync's ``WalIoError``
+(the log never reuses a discarded offset, so this is exact).
 
 Raises nothing itself; a failed fsync surfaces as the future's ``WalIoError``.
 """
@@ -16,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-from collections.abc import Callable, Coroutine
+import heapq
+import itertools
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from pyrstmdb.core import Core
-from pyrstmdb.errors import WalIoError
 
-Completion = tuple[asyncio.Future[None], WalIoError | None]
+Pending = tuple[int, int, asyncio.Future[None]]  # offset, tiebreak, future
 T = TypeVar("T")
 
 
@@ -37,14 +40,31 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
 
 class DurabilityWaiter:
-    """One per event loop: ``wait(offset)`` -> a future, or ``None`` when already visible."""
+    """One per event loop: ``wait(offset)`` -> a future, or ``None`` when already visible.
+
+    ``wait`` and the futures belong to the loop's thread; only :meth:`_changed` is called
+    from other threads. Call :meth:`close` when the loop stops using it.
+    """
 
     def __init__(self, core: Core, loop: asyncio.AbstractEventLoop) -> None:
         self._core = core
         self._loop = loop
-        self._lock = threading.Lock()
-        self._done: list[Completion] = []
+        self._waits = core.waits_for_disk
+        self._pending: list[Pending] = []
+        self._tiebreak = itertools.count()
         self._wake_pending = False
+        core.add_visibility_watcher(self._changed)
+        # Read after registering: the watcher may only ever move these forward.
+        self._end = core.visible_end
+        self._rollbacks = core.rollbacks
+        self._rollbacks_seen = self._rollbacks
+
+    def close(self) -> None:
+        """Stop listening to the core; pending futures are cancelled."""
+        self._core.remove_visibility_watcher(self._changed)
+        pending, self._pending = self._pending, []
+        for _offset, _n, future in pending:
+            future.cancel()
 
     async def visible(self, offset: int) -> None:
         """Return once the record at ``offset`` is visible; raises ``WalIoError`` if it failed."""
@@ -54,33 +74,66 @@ class DurabilityWaiter:
 
     def wait(self, offset: int) -> asyncio.Future[None] | None:
         """A future resolved once the record at ``offset`` is visible; ``None`` if it is."""
-        if offset < 0 or offset < self._core.store.visible_end:
+        if offset < 0 or not self._waits:
+            return None
+        if self._rollbacks:
+            err = self._core.discarded(offset)
+            if err is not None:
+                failed: asyncio.Future[None] = self._loop.create_future()
+                failed.set_exception(err)
+                return failed
+        if offset < self._end:
             return None
         future: asyncio.Future[None] = self._loop.create_future()
-        self._core.when_visible(offset, self._callback(future))
+        heapq.heappush(self._pending, (offset, next(self._tiebreak), future))
+        # Re-check after queueing: a round or roll-back that finished in between found no
+        # future to wake the loop for.
+        if not self._wake_pending and (
+            offset < self._end or self._rollbacks != self._rollbacks_seen
+        ):
+            self._wake_pending = True
+            self._loop.call_soon(self._resolve)
         return future
 
-    def _callback(self, future: asyncio.Future[None]) -> Callable[[WalIoError | None], None]:
-        def complete(error: WalIoError | None) -> None:
-            with self._lock:
-                self._done.append((future, error))
-                if self._wake_pending:
-                    return
-                self._wake_pending = True
-            # A closed loop raises RuntimeError: nobody is waiting any more then.
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._resolve)
-
-        return complete
+    def _changed(self, end: int, rollbacks: int) -> None:
+        """The visible end moved or memory was rolled back (called from any thread)."""
+        self._end = end
+        self._rollbacks = rollbacks
+        if self._wake_pending or not self._pending:
+            return
+        self._wake_pending = True
+        # A closed loop raises RuntimeError: nobody is waiting any more then.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._resolve)
 
     def _resolve(self) -> None:
-        with self._lock:
-            done, self._done = self._done, []
-            self._wake_pending = False
-        for future, error in done:
+        self._wake_pending = False  # before reading the end: a later change wakes us again
+        end = self._end
+        rollbacks = self._rollbacks
+        discarded = self._core.discarded if rollbacks else None
+        pending = self._pending
+        while pending and pending[0][0] < end:
+            offset, _n, future = heapq.heappop(pending)
             if future.done():
                 continue
-            if error is None:
+            err = None if discarded is None else discarded(offset)
+            if err is None:
                 future.set_result(None)
             else:
-                future.set_exception(error)
+                future.set_exception(err)
+        if rollbacks != self._rollbacks_seen:
+            self._rollbacks_seen = rollbacks
+            self._fail_discarded()
+
+    def _fail_discarded(self) -> None:
+        """Fail the futures of records a roll-back discarded that the end has not passed."""
+        core = self._core
+        kept: list[Pending] = []
+        for item in self._pending:
+            err = core.discarded(item[0])
+            if err is None:
+                kept.append(item)
+            elif not item[2].done():
+                item[2].set_exception(err)
+        heapq.heapify(kept)
+        self._pending = kept

@@ -16,7 +16,12 @@ blocking, the server by awaiting (``when_visible``), so both share this code.
 * Publication: records become visible in log order; commit listeners (the
   subscription hub) receive them in that order, once each.
 * Failure: if the store reports that an fsync failed, the state is rebuilt
-  from what is durable, so memory again equals disk.
+  from what is durable, so memory again equals disk. The discarded offset
+  range is remembered (the log never reuses it), so a wait for one of its
+  records fails however late it starts.
+* Visibility watchers are called, from any thread, whenever the visible end
+  advances or memory was rolled back; an event loop uses them to resolve its
+  own waits (``aio.DurabilityWaiter``) with one wake-up per fsync round.
 """
 
 from __future__ import annotations
@@ -72,6 +77,10 @@ log = logging.getLogger("pyrstmdb.database")
 Published = tuple[int, Record]
 CommitListener = Callable[[list[Published]], None]
 NO_WAIT = -1
+#: Told the visible end and the roll-back count after every change of either.
+VisibilityWatcher = Callable[[int, int], None]
+#: How many roll-backs' discarded ranges are remembered (waits arrive within moments).
+DISCARDED_KEPT = 64
 
 
 def _decide(view: View, cmd: WriteCommand, now: int) -> Any:
@@ -111,11 +120,14 @@ class Core:
         self._waits = store.waits_for_disk
         self._needs_recovery = False
         self._rollbacks = 0  # bumped whenever memory is rolled back to the durable log
+        #: (start, end, error) of the offsets discarded by recent roll-backs, newest last
+        self._discarded: deque[tuple[int, int, WalIoError]] = deque(maxlen=DISCARDED_KEPT)
+        self._watchers: tuple[VisibilityWatcher, ...] = ()
         self._maintenance = threading.Lock()  # compaction, snapshots and flush, one at a time
         self.state = self._load()
         self._published_end = store.visible_end  # everything below was visible at open
         if self._waits:
-            store.add_visible_listener(self._publish_upto)
+            store.add_visible_listener(self._on_visible)
             store.set_failure_handler(self._on_failure)
 
     # -- opening and rebuilding ------------------------------------------------
@@ -157,6 +169,10 @@ class Core:
     def _roll_back(self, err: WalIoError) -> None:
         """Make memory equal the durable log again (the lock is held)."""
         log.error("WAL fsync failed (%s); rolling back to the last durable record", err)
+        # Noted before the log is repaired, so no wait can start in between unaware.
+        start, end = self._store.visible_end, self._store.head
+        if end > start:
+            self._discarded.append((start, end, err))
         try:
             self._store.recover_after_failure()
             self._needs_recovery = False
@@ -167,6 +183,7 @@ class Core:
         visible = self._store.visible_end
         self._unpublished = deque(p for p in self._unpublished if p[0] < visible)
         self.state = self._load(end=visible)
+        self._notify_watchers()
 
     def _ensure_writable(self) -> None:
         if self._needs_recovery:
@@ -203,6 +220,34 @@ class Core:
             self._unpublished.append((offset, record))
         return offset
 
+    def _on_visible(self, end: int) -> None:
+        """The store made records below ``end`` visible (called in its fsync thread)."""
+        self._publish_upto(end)
+        self._notify_watchers()
+
+    def _notify_watchers(self) -> None:
+        end, rollbacks = self._store.visible_end, self._rollbacks
+        for fn in self._watchers:
+            try:
+                fn(end, rollbacks)
+            except Exception:  # a watcher must never break the fsync thread
+                log.exception("visibility watcher failed")
+
+    @property
+    def waits_for_disk(self) -> bool:
+        """Whether records become visible only once durable (``every_write``)."""
+        return self._waits
+
+    def add_visibility_watcher(self, fn: VisibilityWatcher) -> None:
+        """Call ``fn(visible_end, rollbacks)`` (from any thread) after the visible end
+        advances or a roll-back; only when :attr:`waits_for_disk` (else nothing waits)."""
+        with self._lock:
+            self._watchers = (*self._watchers, fn)
+
+    def remove_visibility_watcher(self, fn: VisibilityWatcher) -> None:
+        with self._lock:
+            self._watchers = tuple(w for w in self._watchers if w is not fn)
+
     def _after_write(self) -> None:
         if self._listeners:
             self._publish_upto(self._store.visible_end)
@@ -227,11 +272,49 @@ class Core:
     def store(self) -> Store:
         return self._store
 
+    @property
+    def visible_end(self) -> int:
+        """Every record below this offset is visible (durable under ``every_write``)."""
+        return self._store.visible_end
+
+    @property
+    def rollbacks(self) -> int:
+        """How many times memory was rolled back to the durable log."""
+        return self._rollbacks
+
+    def discarded(self, offset: int) -> WalIoError | None:
+        """The error that discarded the record at ``offset``; ``None`` if it was not."""
+        if not self._discarded:
+            return None
+        for start, end, err in self._discarded:
+            if start <= offset < end:
+                return err
+        return None
+
     def wait(self, offset: int) -> None:
-        if self._waits and offset >= 0 and offset >= self._store.visible_end:
+        """Block until the record at ``offset`` is visible; ``WalIoError`` if it never will be."""
+        if not self._waits or offset < 0:
+            return
+        if offset >= self._store.visible_end and not self._discarded:
             self._store.wait_visible(offset)
+            return
+        self._raise_if_discarded(offset)
+        if offset >= self._store.visible_end:
+            self._store.wait_visible(offset)
+            self._raise_if_discarded(offset)
+
+    def _raise_if_discarded(self, offset: int) -> None:
+        err = self.discarded(offset)
+        if err is not None:
+            raise WalIoError(err.message) from err
 
     def when_visible(self, offset: int, callback: Callable[[WalIoError | None], None]) -> None:
+        """Call ``callback(None)`` once ``offset`` is visible, ``callback(error)`` if never."""
+        if offset >= 0 and self._discarded:
+            err = self.discarded(offset)
+            if err is not None:
+                callback(err)
+                return
         if offset < 0 or offset < self._store.visible_end:
             callback(None)
         else:

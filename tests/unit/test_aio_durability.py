@@ -1,4 +1,4 @@
-"""DurabilityWaiter: futures resolved from another thread, one loop wake-up per batch."""
+"""DurabilityWaiter: futures kept on the loop, resolved with one wake-up per visibility change."""
 
 from __future__ import annotations
 
@@ -7,25 +7,56 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.errors import WalIoError
 
-Callback = Callable[[WalIoError | None], None]
-
-
-class FakeStore:
-    visible_end = 100
-
 
 class FakeCore:
-    def __init__(self) -> None:
-        self.store = FakeStore()
-        self.callbacks: list[tuple[int, Callback]] = []
+    """What the waiter reads from ``Core``: the visible end, roll-backs and watchers."""
 
-    def when_visible(self, offset: int, callback: Callback) -> None:
-        self.callbacks.append((offset, callback))
+    def __init__(self, visible_end: int = 100) -> None:
+        self.visible_end = visible_end
+        self.rollbacks = 0
+        self.ranges: list[tuple[int, int, WalIoError]] = []
+        self.watchers: list[Callable[[int, int], None]] = []
+        self.waits_for_disk = True
+
+    def discarded(self, offset: int) -> WalIoError | None:
+        for start, end, err in self.ranges:
+            if start <= offset < end:
+                return err
+        return None
+
+    def add_visibility_watcher(self, fn: Callable[[int, int], None]) -> None:
+        self.watchers.append(fn)
+
+    def remove_visibility_watcher(self, fn: Callable[[int, int], None]) -> None:
+        self.watchers.remove(fn)
+
+    def advance(self, end: int) -> None:
+        """What the fsync thread does after a round."""
+        self.visible_end = end
+        for fn in self.watchers:
+            fn(end, self.rollbacks)
+
+    def roll_back(self, head: int, err: WalIoError) -> None:
+        """What a failed round does: the records past the visible end are discarded."""
+        self.ranges.append((self.visible_end, head, err))
+        self.rollbacks += 1
+        for fn in self.watchers:
+            fn(self.visible_end, self.rollbacks)
+
+
+def _counting_wakeups(loop: asyncio.AbstractEventLoop) -> list[Any]:
+    wakeups: list[Any] = []
+    original = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        wakeups.append(callback)
+        return original(callback, *args, **kwargs)
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    return wakeups
 
 
 def test_visible_offsets_need_no_future() -> None:
@@ -34,49 +65,82 @@ def test_visible_offsets_need_no_future() -> None:
         waiter = DurabilityWaiter(core, asyncio.get_running_loop())  # type: ignore[arg-type]
         assert waiter.wait(-1) is None
         assert waiter.wait(99) is None
-        assert core.callbacks == []
+        assert waiter.wait(100) is not None
+        waiter.close()
 
     asyncio.run(main())
 
 
-def test_batch_of_completions_wakes_the_loop_once() -> None:
+def test_one_round_wakes_the_loop_once_and_resolves_only_what_it_covers() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        wakeups: list[Any] = []
-        original = loop.call_soon_threadsafe
-
-        def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
-            wakeups.append(callback)
-            return original(callback, *args, **kwargs)
-
-        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        wakeups = _counting_wakeups(loop)
         core = FakeCore()
         waiter = DurabilityWaiter(core, loop)  # type: ignore[arg-type]
         futures = [waiter.wait(100 + n) for n in range(200)]
         assert all(f is not None for f in futures)
-
-        def fsync_thread() -> None:
-            for n, (_, callback) in enumerate(core.callbacks):
-                callback(WalIoError("disk gone") if n == 7 else None)
-
-        thread = threading.Thread(target=fsync_thread)
+        thread = threading.Thread(target=core.advance, args=(250,))
         thread.start()
         thread.join()
-        results = await asyncio.gather(*[f for f in futures if f], return_exceptions=True)
+        await asyncio.sleep(0)
         assert len(wakeups) == 1
-        assert isinstance(results[7], WalIoError)
-        assert [r for n, r in enumerate(results) if n != 7] == [None] * 199
+        done = [f for f in futures if f is not None and f.done()]
+        assert len(done) == 150  # offsets 100..249
+        core.advance(400)
+        results = await asyncio.gather(*[f for f in futures if f])
+        assert results == [None] * 200
+        assert len(wakeups) == 2
+        waiter.close()
 
     asyncio.run(main())
 
 
-def test_completion_after_loop_closed_is_ignored() -> None:
+def test_roll_back_fails_only_the_discarded_records() -> None:
+    async def main() -> None:
+        core = FakeCore()
+        waiter = DurabilityWaiter(core, asyncio.get_running_loop())  # type: ignore[arg-type]
+        kept = waiter.wait(100)
+        lost = [waiter.wait(110), waiter.wait(120)]
+        core.advance(105)
+        error = WalIoError("disk gone")
+        core.roll_back(130, error)
+        assert kept is not None and await kept is None
+        for future in lost:
+            assert future is not None
+            try:
+                await future
+            except WalIoError as err:
+                assert err is error
+            else:
+                raise AssertionError("a discarded record was reported durable")
+        # A wait that starts late for a discarded record fails at once, even after the
+        # visible end has moved past it (the log never reuses its offset).
+        core.advance(1 << 40)
+        late = waiter.wait(120)
+        assert late is not None and late.done() and late.exception() is error
+        waiter.close()
+
+    asyncio.run(main())
+
+
+def test_close_cancels_pending_and_stops_listening() -> None:
+    async def main() -> None:
+        core = FakeCore()
+        waiter = DurabilityWaiter(core, asyncio.get_running_loop())  # type: ignore[arg-type]
+        future = waiter.wait(500)
+        waiter.close()
+        assert core.watchers == []
+        assert future is not None and future.cancelled()
+
+    asyncio.run(main())
+
+
+def test_change_after_loop_closed_is_ignored() -> None:
     loop = asyncio.new_event_loop()
     core = FakeCore()
     waiter = DurabilityWaiter(core, loop)  # type: ignore[arg-type]
     future = waiter.wait(500)
     assert future is not None
     loop.close()
-    core.callbacks[0][1](None)  # must not raise
-    with pytest.raises(asyncio.InvalidStateError):
-        future.result()
+    core.advance(600)  # must not raise
+    assert not future.done()

@@ -117,6 +117,7 @@ class Server:
         self._listener: asyncio.base_events.Server | None = None
         self._metrics_listener: asyncio.base_events.Server | None = None
         self._hub: Hub | None = None
+        self._waiter: DurabilityWaiter | None = None
         self._connections: _Connections | None = None
         self._idle_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
@@ -130,9 +131,10 @@ class Server:
         self._hub = Hub(core, loop, buffer_events=config.subscriptions.buffer_events)
         metrics = ServerMetrics(core, self._hub_stats) if config.metrics.enabled else None
         self._connections = _Connections(config.network.max_connections, metrics)
+        self._waiter = DurabilityWaiter(core, loop)
         shared = Shared(
             core=core,
-            waiter=DurabilityWaiter(core, loop),
+            waiter=self._waiter,
             dispatcher=Dispatcher(metrics),
             settings=Settings(__version__, config.storage.allow_flush_all),
             auth_required=config.auth.required,
@@ -199,6 +201,8 @@ class Server:
             await self._hub.close()
         if self._metrics_listener is not None:
             self._metrics_listener.close()
+        if self._waiter is not None:
+            self._waiter.close()
         await asyncio.to_thread(self.db.close)
         log.info("Server stopped")
 

@@ -6,6 +6,7 @@ disk), reads keep working, and writes succeed again once the disk recovers.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pyrstmdb import WalIoError
+from pyrstmdb import WalIoError, aio
 from pyrstmdb.core import Core
 from pyrstmdb.engine.commands import ApplyEvent, CreateInstance, PutMachine
 from pyrstmdb.storage.disk import DiskStore
@@ -159,3 +160,42 @@ def test_failed_fsync_during_compaction_rolls_back_too(
     assert _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 3}))).ctx == {"n": 3}
     assert core.compact(True).total_snapshots == 1
     core.close()
+
+
+def test_loop_waits_fail_for_discarded_records_and_offsets_are_not_reused(
+    tmp_path: Path, order_machine: dict[str, Any]
+) -> None:
+    disk = FlakyDisk()
+    core = _open(tmp_path, disk)
+    _setup(core, order_machine)
+
+    async def main() -> None:
+        waiter = aio.DurabilityWaiter(core, asyncio.get_running_loop())
+        disk.fail_sync = errno.EIO
+        offsets = [core.write(CreateInstance("order", 1, f"lost{n}"))[1] for n in range(5)]
+        futures = [waiter.wait(offset) for offset in offsets]
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*[f for f in futures if f is not None], return_exceptions=True), 10
+        )
+        assert len(outcomes) == 5
+        assert all(isinstance(outcome, WalIoError) for outcome in outcomes)
+        assert sorted(core.state.instances) == ["o"]  # rolled back to what is durable
+        disk.fail_sync = None
+        _result, fresh = core.write(CreateInstance("order", 1, "kept"))
+        assert fresh > max(offsets)  # a new segment: no discarded offset is reused
+        await waiter.visible(fresh)
+        # A wait that starts only now, for a discarded record, still fails at once.
+        late = waiter.wait(offsets[2])
+        assert late is not None
+        with pytest.raises(WalIoError):
+            await late
+        with pytest.raises(WalIoError):
+            core.wait(offsets[2])
+        waiter.close()
+
+    aio.run(main())
+    assert sorted(core.state.instances) == ["kept", "o"]
+    core.close()
+    reopened = _open(tmp_path, FlakyDisk())
+    assert sorted(reopened.state.instances) == ["kept", "o"]
+    reopened.close()

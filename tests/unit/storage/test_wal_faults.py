@@ -126,7 +126,9 @@ def test_failed_fsync_fails_waiters_and_recovery_truncates(tmp_path: Path, err: 
         assert log.next_sequence == 2
         assert seg_path(tmp_path, 1).stat().st_size == durable - (1 << 40)
         (again,) = log.append([(3, payload(4))])
-        assert again == durable
+        # A fresh segment: the discarded records' offsets are never handed out again.
+        assert again == 2 << 40
+        assert again not in offsets
         log.wait_durable(again, timeout=5)
     with Wal.open(tmp_path) as log:
         assert [(e.sequence, e.payload) for e in log.entries()] == [
@@ -164,7 +166,7 @@ def test_failed_fsync_fails_every_concurrent_waiter(tmp_path: Path) -> None:
         log.wait_durable(log.append([(3, b"ok")])[0], timeout=5)
 
 
-def test_failed_fsync_after_rotation_deletes_the_new_segment(tmp_path: Path) -> None:
+def test_failed_fsync_after_rotation_empties_the_new_segments(tmp_path: Path) -> None:
     io = FaultyIO()
     with Wal.open(tmp_path, fileio=io, segment_size=256) as log:
         log.wait_durable(log.append([(3, payload(0, 176))])[0])
@@ -175,14 +177,20 @@ def test_failed_fsync_after_rotation_deletes_the_new_segment(tmp_path: Path) -> 
         with pytest.raises(WalIoError):
             log.wait_durable(offsets[-1], timeout=5)
         log.recover_after_failure()
-        assert [s.segment_id for s in log.segments()] == [1]
-        assert not seg_path(tmp_path, 2).exists() and not seg_path(tmp_path, 3).exists()
-        assert log.head == durable
+        # Emptied, not deleted: segment ids stay contiguous and none of the discarded
+        # offsets is handed out again.
+        assert [(s.segment_id, s.size) for s in log.segments()] == [
+            (1, durable - (1 << 40)),
+            (2, 0),
+            (3, 0),
+        ]
+        assert seg_path(tmp_path, 2).stat().st_size == seg_path(tmp_path, 3).stat().st_size == 0
+        assert log.head == 3 << 40
         (off,) = log.append([(3, payload(3, 176))])
-        assert off == 2 << 40
+        assert off == 4 << 40
         log.wait_durable(off, timeout=5)
     with Wal.open(tmp_path, segment_size=256) as log:
-        assert [e.sequence for e in log.entries()] == [1, 2]
+        assert [(e.sequence, e.offset) for e in log.entries()] == [(1, 1 << 40), (2, 4 << 40)]
 
 
 def test_failed_directory_fsync_at_rotation_is_a_failed_fsync(tmp_path: Path) -> None:
@@ -289,7 +297,7 @@ def test_failure_handler_may_recover_the_log_at_once(tmp_path: Path) -> None:
             log.wait_durable(off, timeout=5)
         assert recovered.wait(5)
         (again,) = log.append([(3, payload(2))])
-        assert again == off
+        assert again == 2 << 40  # a new segment, not the discarded record's offset
         log.wait_durable(again, timeout=5)
         assert [e.payload for e in log.entries()] == [payload(0), payload(2)]
 
@@ -330,3 +338,27 @@ def test_failure_handler_runs_before_waiters_hear_of_the_failure(tmp_path: Path)
         order.append("waiter")
         assert order == ["handler", "waiter"]
         log.recover_after_failure()
+
+
+def test_recovery_into_an_emptied_segment_still_moves_to_a_new_one(tmp_path: Path) -> None:
+    io = FaultyIO()
+    record = payload(0)
+    with Wal.open(tmp_path, fileio=io, segment_size=len(record) + 24) as log:
+        log.set_failure_handler(lambda _error: None)
+        (first,) = log.append([(3, record)])
+        log.wait_durable(first)
+        io.arm("fdatasync", errno.EIO)
+        (lost,) = log.append([(3, payload(1))])  # rotates: segment 2, position 0
+        assert lost == 2 << 40
+        with pytest.raises(WalIoError):
+            log.wait_durable(lost, timeout=5)
+        log.recover_after_failure()
+        assert log.head == 2 << 40  # segment 2 is kept, empty
+        (again,) = log.append([(3, payload(2))])
+        assert again == 3 << 40
+        log.wait_durable(again, timeout=5)
+    with Wal.open(tmp_path) as log:
+        assert [(e.offset, e.payload) for e in log.entries()] == [
+            (first, payload(0)),
+            (3 << 40, payload(2)),
+        ]

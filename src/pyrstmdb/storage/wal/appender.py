@@ -5,6 +5,9 @@ succeeded are sequence numbers, positions and counters advanced, under the state
 After a failure the written bytes are cut away again and ``WalIoError`` is raised; if they
 cannot be cut, the log refuses appends until a later attempt succeeds.
 
+After records were discarded (recovery from a failed fsync) the next append starts a new
+segment, so an offset once handed out never names a different record later.
+
 Callers serialise appends; the flusher may run concurrently.
 """
 
@@ -44,6 +47,10 @@ def append(state: LogState, items: Sequence[tuple[int, bytes]]) -> list[int]:
         if state.closed or state.broken_tail or state.durability.error is not None:
             ensure_writable(state)
         active = state.segments[-1]
+        if state.fresh_next:
+            offsets = _append_batch(state, active, items, fresh=True)
+            state.fresh_next = False
+            return offsets
         if len(items) == 1:
             type_code, payload = items[0]
             size = HEADER_SIZE + len(payload)
@@ -91,9 +98,9 @@ def _append_one(state: LogState, active: Segment, type_code: int, payload: bytes
 
 
 def _append_batch(
-    state: LogState, active: Segment, items: Sequence[tuple[int, bytes]]
+    state: LogState, active: Segment, items: Sequence[tuple[int, bytes]], *, fresh: bool = False
 ) -> list[int]:
-    batch = plan_batch(items, state.next_sequence, active.size, state.segment_size)
+    batch = plan_batch(items, state.next_sequence, active.size, state.segment_size, fresh=fresh)
     placement = Placement()
     try:
         head = (active.segment_id, state.fd, active.size)
@@ -151,14 +158,18 @@ def _after_write(state: LogState, *, rotated: bool) -> None:
     was_clean = state.dirty_since is None
     if was_clean:
         state.dirty_since = time.monotonic()
-    if not state.has_flusher or not state.flusher_waiting():
+    if not state.has_flusher:
+        return
+    wake_at = state.flusher_wake_at()
+    if wake_at is None:
         return
     kind = state.policy.kind
-    if rotated or kind == "every_write" or (kind == "every_ms" and was_clean):
+    if rotated or (kind == "every_ms" and was_clean):
         state.wake.notify()
-    elif kind == "every_n":
+    elif kind == "every_write" or kind == "every_n":
         unsynced = state.next_sequence - 1 - state.durability.sequence
-        if unsynced >= max(1, state.policy.amount):
+        wanted = wake_at if kind == "every_write" else max(wake_at, state.policy.amount)
+        if unsynced >= wanted:
             state.wake.notify()
 
 

@@ -86,6 +86,17 @@ def _gathered(backlog: Backlog, now: float) -> tuple[bool, float | None]:
     return False, deadline - now
 
 
+def wake_threshold(policy: FsyncPolicy, backlog: Backlog, timeout: float | None) -> int:
+    """How many unsynced records should cut a sleep short (writers notify only then).
+
+    During a gathering pause (every_write, timed) that is as many as the last round
+    carried: waking on each write would only make the thread look and sleep again.
+    """
+    if policy.kind == "every_write" and timeout is not None and not backlog.failed:
+        return max(1, backlog.last_round[0])
+    return 1
+
+
 class Flusher:
     """A daemon thread running fsync rounds whenever :func:`due` says so."""
 
@@ -101,9 +112,10 @@ class Flusher:
         self._backlog = backlog
         self._sync_round = sync_round
         self._stopping = False
-        #: True while the thread sleeps on the condition (read and written under its lock);
-        #: writers only need to notify then, as a running round re-checks before sleeping.
-        self.waiting = False
+        #: While the thread sleeps on the condition (read and written under its lock): how
+        #: many unsynced records should wake it (1: any write); ``None`` while it works, as
+        #: a running round re-checks before sleeping, so writers need not notify then.
+        self.wake_at: int | None = None
         self._thread = threading.Thread(target=self._run, name="pyrstmdb-wal-flusher", daemon=True)
 
     def start(self) -> None:
@@ -136,10 +148,11 @@ class Flusher:
     def _await_work(self) -> bool:
         with self._wake:
             while not self._stopping:
-                ready, timeout = due(self._policy, self._backlog(), time.monotonic())
+                backlog = self._backlog()
+                ready, timeout = due(self._policy, backlog, time.monotonic())
                 if ready:
                     return True
-                self.waiting = True
+                self.wake_at = wake_threshold(self._policy, backlog, timeout)
                 self._wake.wait(timeout)
-                self.waiting = False
+                self.wake_at = None
             return False

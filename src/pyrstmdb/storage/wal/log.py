@@ -95,7 +95,7 @@ class Wal:
         )
         state.has_flusher = True
         flusher = self._flusher
-        state.flusher_waiting = lambda: flusher.waiting
+        state.flusher_wake_at = lambda: flusher.wake_at
         self._flusher.start()
 
     # ------------------------------------------------------------------ positions

@@ -4,9 +4,10 @@ After an fsync failed under ``every_write`` nothing past the durable end can be 
 (the kernel may have dropped the pages it could not write), and none of it was
 acknowledged. :func:`recover_after_failure` deletes the segments created after the durable
 end, truncates the segment holding it, fsyncs file and directory, rewinds the head and the
-next sequence number, and clears the failed state. It holds the round lock throughout and
-raises ``WalIoError`` if a file cannot be repaired, leaving the log failed (a later call
-retries from where this one stopped).
+next sequence number, and clears the failed state. The next append then opens a new
+segment, so the offsets of the discarded records are never handed out again. It holds the
+round lock throughout and raises ``WalIoError`` if a file cannot be repaired, leaving the
+log failed (a later call retries from where this one stopped).
 
 :func:`truncate_to` uses the same steps to cut the log at a chosen record, for a storage
 layer that finds an incomplete group of records at the end of the log when it starts.
@@ -19,6 +20,7 @@ from pyrstmdb.errors import WalIoError
 from .appender import repair_tail
 from .fileio import APPEND_FLAGS, READ_FLAGS, read_exactly
 from .layout import HEADER, HEADER_SIZE, MAGIC_BYTES, offset_position, offset_segment
+from .segment import Segment
 from .state import LogState
 from .syncing import fsync_directory
 
@@ -36,10 +38,11 @@ def recover_after_failure(state: LogState) -> None:
                 if state.broken_tail:
                     repair_tail(state)
                 return
-            _discard_after(state, state.durability.end, state.durability.sequence + 1)
+            _discard_failed(state, state.durability.end, state.durability.sequence + 1)
             repair_tail(state)
         except OSError as exc:
             raise WalIoError(f"cannot recover the WAL: {exc}") from exc
+        state.fresh_next = True
         state.durability.clear_failure()
         with state.wake:
             state.wake.notify()
@@ -101,6 +104,50 @@ def _discard_after(state: LogState, end: int, next_sequence: int) -> None:
         state.head = state.active_head()
         state.next_sequence = next_sequence
         state.dirty_since = None
+
+
+def _discard_failed(state: LogState, end: int, next_sequence: int) -> None:
+    """Discard everything from ``end`` on, keeping every segment file that held some of it.
+
+    Later segments are emptied rather than deleted, so the next (fresh) segment gets an id
+    above every offset handed out before; segment ids stay contiguous.
+    """
+    keep_id = offset_segment(end)
+    if state.active.segment_id == keep_id:
+        _discard_after(state, end, next_sequence)
+        return
+    for segment in state.segments:
+        if segment.segment_id < keep_id:
+            continue
+        size = offset_position(end) if segment.segment_id == keep_id else 0
+        _cut_segment(state, segment, size)
+    if state.dir_dirty:
+        fsync_directory(state)
+    with state.lock:
+        state.dir_dirty = False
+        state.head = state.active_head()
+        state.next_sequence = next_sequence
+        state.dirty_since = None
+
+
+def _cut_segment(state: LogState, segment: Segment, size: int) -> None:
+    """Truncate one segment to ``size`` bytes and make that durable."""
+    active = segment is state.active
+    if active:
+        fd = state.fd
+    else:
+        with state.lock:
+            kept = state.take_unsynced_fd(segment.segment_id)
+        fd = kept if kept is not None else state.io.open(segment.path, APPEND_FLAGS)
+    try:
+        state.io.ftruncate(fd, size)
+        state.io.fdatasync(fd)
+        state.counters.fsyncs += 1
+    finally:
+        if not active:
+            state.close_quietly(fd)
+    with state.lock:
+        segment.cut(size)
 
 
 def _drop_newest(state: LogState) -> None:

@@ -64,10 +64,13 @@ class LogState:
     dirty_since: float | None = None  # monotonic time of the oldest unsynced write
     retry_at: float | None = None  # after a failed background fsync (lax policies)
     broken_tail: bool = False  # bytes of a failed write could not be removed yet
+    fresh_next: bool = False  # after discarding records: start a new segment, reuse no offset
     last_round: tuple[int, float, float] = (0, 0.0, 0.0)  # records, seconds, finished at
     closed: bool = False
     has_flusher: bool = False
-    flusher_waiting: Callable[[], bool] = lambda: True  # notify the flusher only when it sleeps
+    #: While the flusher sleeps: how many unsynced records should wake it; ``None`` while
+    #: it works (writers notify it only when asleep and the threshold is reached).
+    flusher_wake_at: Callable[[], int | None] = lambda: 1
     failure_handler: Callable[[WalIoError], None] | None = None
     counters: Counters = field(default_factory=Counters)
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -4,7 +4,8 @@
 succeeds) and splits it into groups, one per segment touched, following the rotation rule
 of STORAGE §2: a new segment starts when the active one is not empty and the records would
 push it past the size limit; a record larger than the limit goes alone into a fresh
-segment. :func:`write_groups` issues one ``write`` per group and raises ``OSError``
+segment; a batch may also be told to start a fresh segment whatever the active one holds.
+:func:`write_groups` issues one ``write`` per group and raises ``OSError``
 unchanged, after recording in the returned :class:`Placement` what must be undone.
 """
 
@@ -51,15 +52,27 @@ class Placement:
 
 
 def plan_batch(
-    items: Sequence[tuple[int, bytes]], first_sequence: int, active_size: int, limit: int
+    items: Sequence[tuple[int, bytes]],
+    first_sequence: int,
+    active_size: int,
+    limit: int,
+    *,
+    fresh: bool = False,
 ) -> Batch:
-    """Encode ``items`` with sequences from ``first_sequence`` and split them by segment."""
+    """Encode ``items`` with sequences from ``first_sequence`` and split them by segment.
+
+    ``fresh`` puts the first record into a new segment even when the active one has room.
+    """
     headers = [
         encode_header(type_code, payload, first_sequence + index)
         for index, (type_code, payload) in enumerate(items)
     ]
     sizes = [HEADER_SIZE + len(payload) for _type, payload in items]
-    return Batch(headers, sizes, split_groups(sizes, active_size, limit))
+    if not fresh:
+        return Batch(headers, sizes, split_groups(sizes, active_size, limit))
+    groups = split_groups(sizes, 0, limit)
+    groups[0] = Group(True, groups[0].start, groups[0].stop)
+    return Batch(headers, sizes, groups)
 
 
 def split_groups(sizes: Sequence[int], active_size: int, limit: int) -> list[Group]:
