@@ -51,7 +51,7 @@ responses = st.builds(
     st.text(max_size=30),
 )
 events = st.builds(
-    lambda fields: Event({"type": "event", **fields}),
+    lambda fields: Event({**fields, "type": "event"}),
     st.dictionaries(st.text(max_size=8), json_values),
 )
 
