@@ -164,7 +164,10 @@ class Core:
 
     def _on_failure(self, err: WalIoError) -> None:
         with self._lock:
-            self._roll_back(err)
+            # Another path (a sync in a caller's thread) may have rolled back and recovered
+            # while this handler waited for the lock: what is written since is healthy.
+            if self._store.failed:
+                self._roll_back(err)
 
     def _roll_back(self, err: WalIoError) -> None:
         """Make memory equal the durable log again (the lock is held)."""

@@ -169,7 +169,7 @@ class DiskStore:
         count = 0
         offset = start
         try:
-            for batch in self._wal.entry_batches(start):
+            for batch in self._wal.entry_batches(start, end):
                 for _sequence, offset, code, payload in batch:
                     if offset >= limit:
                         return count
@@ -236,6 +236,10 @@ class DiskStore:
 
     def recover_after_failure(self) -> None:
         self._wal.recover_after_failure()
+
+    @property
+    def failed(self) -> bool:
+        return self._wal.failed
 
     def sync(self) -> None:
         self._wal.sync()

@@ -98,6 +98,11 @@ class Store(Protocol):
 
     def recover_after_failure(self) -> None: ...
 
+    @property
+    def failed(self) -> bool:
+        """True from a failed fsync until ``recover_after_failure`` succeeds."""
+        ...
+
     def read(self, from_offset: int, limit: int | None) -> WalReadResult: ...
 
     def logged_from(self, from_offset: int, end: int) -> Iterator[Logged]: ...
@@ -182,6 +187,10 @@ class MemoryStore:
 
     def recover_after_failure(self) -> None:
         return None
+
+    @property
+    def failed(self) -> bool:
+        return False
 
     def logged_from(self, from_offset: int, end: int) -> Iterator[Logged]:
         # Offsets are consecutive, so the record for an offset is found by arithmetic and

@@ -28,7 +28,7 @@ class FlakyDisk(FileIO):
         self.fail_write: int | None = None
         self.fail_sync: int | None = None
 
-    def write(self, fd: int, data: bytes | memoryview) -> int:
+    def write(self, fd: int, data: bytes | bytearray | memoryview) -> int:
         if self.fail_write is not None:
             raise OSError(self.fail_write, "injected write failure")
         return super().write(fd, data)
@@ -68,8 +68,8 @@ def test_write_failure_changes_nothing(
     _setup(core, order_machine)
     before = core.get_instance("o")[0]
     disk.fail_write = code
-    with pytest.raises(WalIoError) as info:
-        core.apply_event(ApplyEvent("o", "PAY", {"n": 2}))
+    with pytest.raises(WalIoError) as info:  # the fsync round's write fails
+        _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 2})))
     assert info.value.retryable is True
     assert core.get_instance("o")[0] == before  # memory unchanged, reads still served
     entries = core.wal_stats().entry_count

@@ -55,7 +55,7 @@ def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 def _record_end(log: Wal, off: int) -> tuple[Path, int]:
     """The segment path of a record and the byte where it ends."""
-    entry = next(log.entries(off))
+    entry = next(log.entries(off, off + 1))
     info = {s.segment_id: s for s in log.segments()}[offset_segment(off)]
     return Path(info.path), offset_position(off) + 24 + len(entry.payload)
 

@@ -16,6 +16,9 @@ from pyrstmdb.errors import WalIoError
 from pyrstmdb.storage.policy import FsyncPolicy
 from pyrstmdb.storage.wal import Wal
 
+#: A policy whose appends write at once (every_write queues them for the next fsync round).
+WRITES_AT_ONCE = FsyncPolicy("every_n", 1000)
+
 
 def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
@@ -38,7 +41,7 @@ def _state(log: Wal) -> tuple[int, int, int, list[tuple[int, int]]]:
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EIO])
 def test_failed_write_is_truncated_and_consumes_nothing(tmp_path: Path, err: int) -> None:
     io = FaultyIO()
-    with Wal.open(tmp_path, fileio=io) as log:
+    with Wal.open(tmp_path, fileio=io, policy=WRITES_AT_ONCE) as log:
         log.append([(3, payload(0))])
         before = _state(log)
         io.arm("write", err)
@@ -58,7 +61,7 @@ def test_failed_write_is_truncated_and_consumes_nothing(tmp_path: Path, err: int
 
 def test_failed_write_into_a_new_segment_removes_it(tmp_path: Path) -> None:
     io = FaultyIO()
-    with Wal.open(tmp_path, fileio=io, segment_size=256) as log:
+    with Wal.open(tmp_path, fileio=io, policy=WRITES_AT_ONCE, segment_size=256) as log:
         log.append([(3, payload(0, 176))])
         before = _state(log)
         io.arm("write", errno.ENOSPC, skip=1)  # the first group fits, the second fails
@@ -80,7 +83,7 @@ def test_failed_write_into_a_new_segment_removes_it(tmp_path: Path) -> None:
 
 def test_failed_truncate_keeps_the_log_failed_until_repaired(tmp_path: Path) -> None:
     io = FaultyIO()
-    with Wal.open(tmp_path, fileio=io) as log:
+    with Wal.open(tmp_path, fileio=io, policy=WRITES_AT_ONCE) as log:
         log.append([(3, payload(0))])
         good = seg_path(tmp_path, 1).stat().st_size
         io.arm("write", errno.EIO)
@@ -361,4 +364,46 @@ def test_recovery_into_an_emptied_segment_still_moves_to_a_new_one(tmp_path: Pat
         assert [(e.offset, e.payload) for e in log.entries()] == [
             (first, payload(0)),
             (3 << 40, payload(2)),
+        ]
+
+
+def test_every_write_queues_appends_and_one_round_writes_them(tmp_path: Path) -> None:
+    io = FaultyIO()
+    with Wal.open(tmp_path, fileio=io) as log:
+        size = seg_path(tmp_path, 1).stat().st_size
+        writes = io.calls.get("write", 0)
+        with log._state.round_lock:  # hold rounds back while the records queue up
+            offsets = [log.append([(3, payload(n))])[0] for n in range(10)]
+            assert seg_path(tmp_path, 1).stat().st_size == size  # nothing written yet
+        log.wait_durable(offsets[-1], timeout=5)
+        assert io.calls.get("write", 0) - writes == 1  # the round wrote all ten at once
+        assert io.synced_size(str(seg_path(tmp_path, 1))) == log.head - (1 << 40)
+        assert [e.offset for e in log.entries()] == offsets
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EIO])
+def test_failed_queued_write_fails_the_round_like_a_failed_fsync(tmp_path: Path, err: int) -> None:
+    io = FaultyIO()
+    handler_calls: list[WalIoError] = []
+    with Wal.open(tmp_path, fileio=io) as log:
+        log.set_failure_handler(handler_calls.append)
+        (kept,) = log.append([(3, payload(0))])
+        log.wait_durable(kept, timeout=5)
+        durable = log.durable_end
+        io.arm("write", err)
+        (lost,) = log.append([(3, payload(1))])  # queued: the append itself succeeds
+        with pytest.raises(WalIoError):
+            log.wait_durable(lost, timeout=5)
+        assert _eventually(lambda: len(handler_calls) == 1)
+        assert log.durable_end == durable
+        log.recover_after_failure()
+        assert seg_path(tmp_path, 1).stat().st_size == durable - (1 << 40)
+        (again,) = log.append([(3, payload(2))])
+        assert again == 2 << 40 and again != lost
+        log.wait_durable(again, timeout=5)
+    with Wal.open(tmp_path) as log:
+        assert log.recovery.torn_bytes == 0
+        assert [(e.sequence, e.payload) for e in log.entries()] == [
+            (1, payload(0)),
+            (2, payload(2)),
         ]

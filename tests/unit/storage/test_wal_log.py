@@ -94,6 +94,7 @@ def test_bad_records_are_refused_before_anything_is_written(wal: Wal) -> None:
         wal.append([(0, b"")])
     assert wal.head == head
     assert wal.next_sequence == 2
+    wal.sync()
     assert os.path.getsize(seg_path(Path(os.path.dirname(wal.segments()[0].path)), 1)) == 26
 
 
@@ -101,6 +102,7 @@ def test_rotation_at_small_segment_size(tmp_path: Path) -> None:
     limit = 1024
     with Wal.open(tmp_path, segment_size=limit) as log:
         offsets = _fill(log, 100, size=76)  # 100-byte records
+        log.sync()  # every_write queues appends until a round writes them
         segments = log.segments()
         assert len(segments) == 10
         assert [s.segment_id for s in segments] == list(range(1, 11))

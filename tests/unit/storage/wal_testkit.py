@@ -71,7 +71,7 @@ class FaultyIO(FileIO):
         self._check("open")
         return super().open(path, flags, mode)
 
-    def write(self, fd: int, data: bytes | memoryview) -> int:
+    def write(self, fd: int, data: bytes | bytearray | memoryview) -> int:
         err = self._fail("write")
         if err is not None:
             if self.partial_writes and len(data) > 1:

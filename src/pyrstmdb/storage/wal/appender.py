@@ -5,6 +5,12 @@ succeeded are sequence numbers, positions and counters advanced, under the state
 After a failure the written bytes are cut away again and ``WalIoError`` is raised; if they
 cannot be cut, the log refuses appends until a later attempt succeeds.
 
+Under ``every_write`` no append waits for the disk: the bytes are queued (``state.pending``)
+and the next fsync round writes them, in order, right before its ``fdatasync``. Nothing
+is acknowledged before that round anyway, the appending thread never blocks in ``write``
+(nor behind the journal of a concurrent fsync), and a round carrying N records makes one
+``write`` instead of N. A failed write then fails the round like a failed fsync.
+
 After records were discarded (recovery from a failed fsync) the next append starts a new
 segment, so an offset once handed out never names a different record later.
 
@@ -79,13 +85,17 @@ def _append_one(state: LogState, active: Segment, type_code: int, payload: bytes
     """The common case: one record that fits in the active segment."""
     position = active.size
     record = encode_header(type_code, payload, state.next_sequence) + payload
-    try:
-        write_fully(state.io, state.fd, record)
-    except OSError as exc:
-        _undo(state, Placement())
-        raise WalIoError(f"WAL write failed: {exc}") from exc
+    deferred = state.defer_writes
+    if not deferred:
+        try:
+            write_fully(state.io, state.fd, record)
+        except OSError as exc:
+            _undo(state, Placement())
+            raise WalIoError(f"WAL write failed: {exc}") from exc
     offset = (active.segment_id << POSITION_BITS) | position
     with state.lock:
+        if deferred:
+            state.queue(state.fd, record)
         active.note_record(position)
         active.size = position + size
         state.head = offset + size
@@ -101,7 +111,7 @@ def _append_batch(
     state: LogState, active: Segment, items: Sequence[tuple[int, bytes]], *, fresh: bool = False
 ) -> list[int]:
     batch = plan_batch(items, state.next_sequence, active.size, state.segment_size, fresh=fresh)
-    placement = Placement()
+    placement = Placement(deferred=[] if state.defer_writes else None)
     try:
         head = (active.segment_id, state.fd, active.size)
         write_groups(state.io, state.directory, head, items, batch, placement)
@@ -109,6 +119,8 @@ def _append_batch(
         _undo(state, placement)
         raise WalIoError(f"WAL write failed: {exc}") from exc
     with state.lock:
+        for fd, data in placement.deferred or ():
+            state.queue(fd, data)
         for segment_id, path, fd in placement.new_segments:
             state.unsynced_fds.append((state.segments[-1].segment_id, state.fd))
             state.segments.append(Segment(segment_id, path))
@@ -178,6 +190,8 @@ def _undo(state: LogState, placement: Placement) -> None:
     for _segment_id, path, fd in placement.new_segments:
         quietly(state.io.close, fd)
         quietly(state.io.unlink, path)
+    if placement.deferred is not None:
+        return  # nothing was written to the active segment (its queued bytes stay queued)
     try:
         repair_tail(state)
     except OSError as exc:

@@ -27,7 +27,7 @@ class FileIO:
     def open(self, path: str, flags: int, mode: int = 0o644) -> int:
         return os.open(path, flags | _CLOEXEC, mode)
 
-    def write(self, fd: int, data: bytes | memoryview) -> int:
+    def write(self, fd: int, data: bytes | bytearray | memoryview) -> int:
         return os.write(fd, data)
 
     def pread(self, fd: int, size: int, position: int) -> bytes:
@@ -91,7 +91,7 @@ def read_exactly(fileio: FileIO, fd: int, size: int, position: int) -> bytes:
     return b"".join(parts)
 
 
-def write_fully(fileio: FileIO, fd: int, data: bytes) -> None:
+def write_fully(fileio: FileIO, fd: int, data: bytes | bytearray) -> None:
     """Write all of ``data`` with one call, continuing only after a short write."""
     done = fileio.write(fd, data)
     if done == len(data):

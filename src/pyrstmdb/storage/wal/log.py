@@ -158,6 +158,11 @@ class Wal:
         """Call ``fn(error)`` from the flusher when an fsync under every_write fails."""
         self._state.failure_handler = fn
 
+    @property
+    def failed(self) -> bool:
+        """True from a failed fsync under every_write until :meth:`recover_after_failure`."""
+        return self._state.durability.error is not None
+
     def recover_after_failure(self) -> None:
         """Discard everything after the durable end and leave the failed state."""
         rollback.recover_after_failure(self._state)
@@ -187,11 +192,13 @@ class Wal:
     def entries(self, from_offset: int = 0, end: int | None = None) -> Iterator[WalEntry]:
         """Records with ``from_offset <= offset < end`` (``end`` defaults to the head).
 
-        Read from disk segment by segment in bounded chunks; counts one read.
+        Read from disk segment by segment in bounded chunks; counts one read. Records still
+        queued by deferred appends are written (with an fsync round) first.
         """
         state = self._state
+        stop = self._written_upto(end)
         with state.lock:
-            spans = plan_spans(state.segments, from_offset, state.head if end is None else end)
+            spans = plan_spans(state.segments, from_offset, stop)
             state.counters.reads += 1
         return stream_spans(state.io, spans, self._count_read_bytes)
 
@@ -203,11 +210,25 @@ class Wal:
         Records the open scan already checked are not CRC-checked again.
         """
         state = self._state
+        stop = self._written_upto(end)
         with state.lock:
-            stop = state.head if end is None else end
             spans = plan_spans(state.segments, from_offset, stop, self._verified_end)
             state.counters.reads += 1
         return stream_batches(state.io, spans, self._count_read_bytes)
+
+    def _written_upto(self, end: int | None) -> int:
+        """``end`` (default: the head), once the records below it are in the files.
+
+        Under every_write records may still be queued; a sync round writes them. In the
+        failed state nothing more is written and the answer stops at the durable end.
+        """
+        state = self._state
+        stop = state.head if end is None else end
+        if not state.pending or stop <= state.durability.end:
+            return stop
+        if state.durability.error is None and not state.closed:
+            syncing.sync_round(state, background=False, force=False)
+        return min(stop, state.durability.end) if state.pending else stop
 
     def read(
         self, from_offset: int, limit: int | None, max_bytes: int
@@ -262,9 +283,13 @@ class Wal:
     def drop_segments_before(self, segment_id: int) -> tuple[int, int]:
         """Delete whole segments with a lower id (never the active one); fsync the directory.
 
-        Returns (segments deleted, bytes reclaimed measured on disk).
+        Returns (segments deleted, bytes reclaimed measured on disk). Bytes still queued for
+        a segment about to go are written first.
         """
-        return upkeep.drop_segments_before(self._state, segment_id)
+        state = self._state
+        if state.pending and state.durability.error is None:
+            syncing.sync_round(state, background=False, force=False)
+        return upkeep.drop_segments_before(state, segment_id)
 
     def reset(self, type_code: int, payload: bytes) -> int:
         """Delete every segment and start over with one durable record in a new segment.

@@ -38,6 +38,8 @@ def recover_after_failure(state: LogState) -> None:
                 if state.broken_tail:
                     repair_tail(state)
                 return
+            with state.lock:
+                state.pending = []  # queued after the failed round's snapshot: discarded too
             _discard_failed(state, state.durability.end, state.durability.sequence + 1)
             repair_tail(state)
         except OSError as exc:

@@ -65,6 +65,10 @@ class LogState:
     retry_at: float | None = None  # after a failed background fsync (lax policies)
     broken_tail: bool = False  # bytes of a failed write could not be removed yet
     fresh_next: bool = False  # after discarding records: start a new segment, reuse no offset
+    #: Under every_write appends only queue their bytes here, (fd, bytes) in log order; the
+    #: next fsync round writes them just before its fdatasync (see ``appender``).
+    pending: list[tuple[int, bytearray]] = field(default_factory=list)
+    defer_writes: bool = False
     last_round: tuple[int, float, float] = (0, 0.0, 0.0)  # records, seconds, finished at
     closed: bool = False
     has_flusher: bool = False
@@ -81,6 +85,15 @@ class LogState:
     def __post_init__(self) -> None:
         self.wake = threading.Condition(self.lock)
         self.head = self.active_head()
+        self.defer_writes = self.policy.waits_for_disk
+
+    def queue(self, fd: int, data: bytes) -> None:
+        """Queue bytes for ``fd`` behind everything queued before (lock held)."""
+        pending = self.pending
+        if pending and pending[-1][0] == fd:
+            pending[-1][1].extend(data)
+        else:
+            pending.append((fd, bytearray(data)))
 
     @property
     def active(self) -> Segment:

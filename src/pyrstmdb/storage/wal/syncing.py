@@ -1,8 +1,9 @@
 """Fsync rounds: take everything written so far, make it durable, then tell the waiters.
 
-A round snapshots (under the state lock) the head, the finished segments awaiting their
-fsync and whether the directory changed; then, holding only the round lock, it fsyncs the
-finished segments, the directory and the active segment, in that order, so a record is
+A round snapshots (under the state lock) the head, the bytes queued by deferred appends,
+the finished segments awaiting their fsync and whether the directory changed; then,
+holding only the round lock, it writes the queued bytes and fsyncs the finished segments,
+the directory and the active segment, in that order, so a record is
 never declared durable before the segments and directory entries it depends on. Finally
 it advances the durable end, which wakes every waiter the round covered. Concurrent
 writers therefore share one ``fdatasync`` (group commit).
@@ -24,6 +25,7 @@ from typing import Final
 from pyrstmdb.errors import WalIoError
 
 from .durability import Callback, notify
+from .fileio import write_fully
 from .flusher import Backlog
 from .state import LogState
 
@@ -43,6 +45,7 @@ class _Round:
     finished: list[tuple[int, int]]
     directory: bool
     dirty_since: float | None
+    writes: list[tuple[int, bytearray]]
 
 
 def backlog(state: LogState) -> Backlog:
@@ -107,17 +110,21 @@ def _plan(state: LogState, force: bool) -> _Round | None:
             finished=list(state.unsynced_fds),
             directory=state.dir_dirty,
             dirty_since=state.dirty_since,
+            writes=state.pending,
         )
         if plan.active_fd is None and not plan.finished and not plan.directory:
             return None
         state.dir_dirty = False
         state.dirty_since = None
+        state.pending = []
         return plan
 
 
 def _run(state: LogState, plan: _Round) -> None:
     io = state.io
     counters = state.counters
+    for fd, data in plan.writes:
+        write_fully(io, fd, data)
     for _segment_id, fd in plan.finished:
         io.fdatasync(fd)
         counters.fsyncs += 1

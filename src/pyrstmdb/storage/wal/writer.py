@@ -49,6 +49,8 @@ class Placement:
     new_segments: list[tuple[int, str, int]] = field(default_factory=list)  # id, path, fd
     positions: list[tuple[int, int]] = field(default_factory=list)
     ends: dict[int, int] = field(default_factory=dict)  # segment id -> size after the batch
+    #: When not ``None``, groups are collected here as (fd, bytes) instead of written.
+    deferred: list[tuple[int, bytes]] | None = None
 
 
 def plan_batch(
@@ -107,7 +109,8 @@ def write_groups(
     batch: Batch,
     placement: Placement,
 ) -> None:
-    """Write each group with one call; ``active`` is (segment id, fd, size).
+    """Write each group with one call (or queue it, see ``Placement.deferred``); ``active``
+    is (segment id, fd, size).
 
     ``placement`` is filled in as segments are created and records placed, so that after
     an ``OSError`` the caller knows which files to remove.
@@ -126,5 +129,9 @@ def write_groups(
             parts.append(batch.headers[index])
             parts.append(items[index][1])
             position += batch.sizes[index]
-        write_fully(fileio, fd, b"".join(parts))
+        data = b"".join(parts)
+        if placement.deferred is None:
+            write_fully(fileio, fd, data)
+        else:
+            placement.deferred.append((fd, data))
         placement.ends[segment_id] = position
