@@ -220,7 +220,7 @@ class DiskStore:
         return self._wal.append(items)
 
     def append_one(self, record: Record) -> int:
-        return self._wal.append([_encode(record)])[0]
+        return self._wal.append_one(*_encode(record))
 
     def wait_visible(self, offset: int) -> None:
         self._wal.wait_durable(offset)

@@ -65,6 +65,24 @@ def append(state: LogState, items: Sequence[tuple[int, bytes]]) -> list[int]:
         return _append_batch(state, active, items)
 
 
+def append_one(state: LogState, type_code: int, payload: bytes) -> int:
+    """Write one record and return its offset (the common case, with fewer checks)."""
+    size = HEADER_SIZE + len(payload)
+    if type_code not in TYPE_CODES or size > HEADER_SIZE + MAX_PAYLOAD:
+        check_items([(type_code, payload)])
+    with state.write_lock:
+        active = state.segments[-1]
+        if (
+            state.closed
+            or state.broken_tail
+            or state.fresh_next
+            or state.durability.error is not None
+            or (active.size != 0 and active.size + size > state.segment_size)
+        ):
+            return append(state, [(type_code, payload)])[0]
+        return _append_one(state, active, type_code, payload, size)
+
+
 def ensure_writable(state: LogState) -> None:
     """Raise ``WalIoError`` unless the log can take appends (retrying a pending repair)."""
     if state.closed:
@@ -170,19 +188,18 @@ def _after_write(state: LogState, *, rotated: bool) -> None:
     was_clean = state.dirty_since is None
     if was_clean:
         state.dirty_since = time.monotonic()
-    if not state.has_flusher:
-        return
-    wake_at = state.flusher_wake_at()
-    if wake_at is None:
+    wake_at = state.flusher_wake_at
+    if wake_at is None:  # no flusher, or it is awake: a running round re-checks anyway
         return
     kind = state.policy.kind
-    if rotated or (kind == "every_ms" and was_clean):
-        state.wake.notify()
-    elif kind == "every_write" or kind == "every_n":
+    if not (rotated or (kind == "every_ms" and was_clean)):
+        if kind != "every_write" and kind != "every_n":
+            return
         unsynced = state.next_sequence - 1 - state.durability.sequence
-        wanted = wake_at if kind == "every_write" else max(wake_at, state.policy.amount)
-        if unsynced >= wanted:
-            state.wake.notify()
+        if unsynced < (wake_at if kind == "every_write" else max(wake_at, state.policy.amount)):
+            return
+    state.flusher_wake_at = None  # one notification per sleep is enough
+    state.wake.notify()
 
 
 def _undo(state: LogState, placement: Placement) -> None:

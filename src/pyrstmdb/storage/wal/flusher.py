@@ -106,16 +106,17 @@ class Flusher:
         wake: threading.Condition,
         backlog: Callable[[], Backlog],
         sync_round: Callable[[], None],
+        set_wake_at: Callable[[int | None], None],
     ) -> None:
         self._policy = policy
         self._wake = wake
         self._backlog = backlog
         self._sync_round = sync_round
+        #: Publishes, under the condition's lock, how many unsynced records should wake the
+        #: sleeping thread (1: any write); ``None`` while it works (a running round
+        #: re-checks before sleeping) or once a writer has woken it.
+        self._set_wake_at = set_wake_at
         self._stopping = False
-        #: While the thread sleeps on the condition (read and written under its lock): how
-        #: many unsynced records should wake it (1: any write); ``None`` while it works, as
-        #: a running round re-checks before sleeping, so writers need not notify then.
-        self.wake_at: int | None = None
         self._thread = threading.Thread(target=self._run, name="pyrstmdb-wal-flusher", daemon=True)
 
     def start(self) -> None:
@@ -152,7 +153,7 @@ class Flusher:
                 ready, timeout = due(self._policy, backlog, time.monotonic())
                 if ready:
                     return True
-                self.wake_at = wake_threshold(self._policy, backlog, timeout)
+                self._set_wake_at(wake_threshold(self._policy, backlog, timeout))
                 self._wake.wait(timeout)
-                self.wake_at = None
+                self._set_wake_at(None)
             return False

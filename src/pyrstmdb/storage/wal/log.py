@@ -92,10 +92,8 @@ class Wal:
             state.wake,
             lambda: syncing.backlog(state),
             lambda: syncing.sync_round(state, background=True, force=False),
+            state.set_flusher_wake_at,
         )
-        state.has_flusher = True
-        flusher = self._flusher
-        state.flusher_wake_at = lambda: flusher.wake_at
         self._flusher.start()
 
     # ------------------------------------------------------------------ positions
@@ -135,6 +133,10 @@ class Wal:
         durable once :meth:`wait_durable` returns for them.
         """
         return appender.append(self._state, items)
+
+    def append_one(self, type_code: int, payload: bytes) -> int:
+        """:meth:`append` for one record; returns its offset."""
+        return appender.append_one(self._state, type_code, payload)
 
     def wait_durable(self, offset: int, timeout: float | None = None) -> None:
         """Block until the record at ``offset`` is durable (at once unless every_write).

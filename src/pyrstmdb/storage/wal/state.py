@@ -71,10 +71,9 @@ class LogState:
     defer_writes: bool = False
     last_round: tuple[int, float, float] = (0, 0.0, 0.0)  # records, seconds, finished at
     closed: bool = False
-    has_flusher: bool = False
     #: While the flusher sleeps: how many unsynced records should wake it; ``None`` while
-    #: it works (writers notify it only when asleep and the threshold is reached).
-    flusher_wake_at: Callable[[], int | None] = lambda: 1
+    #: it works or once woken (writers notify it only then, and only once per sleep).
+    flusher_wake_at: int | None = None
     failure_handler: Callable[[WalIoError], None] | None = None
     counters: Counters = field(default_factory=Counters)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -86,6 +85,10 @@ class LogState:
         self.wake = threading.Condition(self.lock)
         self.head = self.active_head()
         self.defer_writes = self.policy.waits_for_disk
+
+    def set_flusher_wake_at(self, records: int | None) -> None:
+        """Called by the flusher (holding ``lock``) as it goes to sleep and wakes up."""
+        self.flusher_wake_at = records
 
     def queue(self, fd: int, data: bytes) -> None:
         """Queue bytes for ``fd`` behind everything queued before (lock held)."""
