@@ -4,7 +4,7 @@
 cuts per-request overhead), else on the standard loop.
 
 :class:`DurabilityWaiter` turns "wait until the record at this offset is
-visible" into an ``asyncio.Future``. The futures live on the loop, in a heap
+visible" into an ``asyncio.Future``. The futures live on the loop, in a queue
 ordered by offset; the store's fsync thread does no per-request work at all.
 It only calls the waiter's visibility watcher once per round (or after a
 roll-back), which wakes the loop with **one** ``call_soon_threadsafe``; the
@@ -18,15 +18,15 @@ Raises nothing itself; a failed fsync surfaces as the future's ``WalIoError``.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
-import heapq
-import itertools
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from pyrstmdb.core import Core
 
-Pending = tuple[int, int, asyncio.Future[None]]  # offset, tiebreak, future
+Pending = tuple[int, asyncio.Future[None]]  # offset, future
 T = TypeVar("T")
 
 
@@ -37,6 +37,10 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:  # pragma: no cover - platforms without uvloop
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+def _offset_of(item: Pending) -> int:
+    return item[0]
 
 
 class DurabilityWaiter:
@@ -50,8 +54,9 @@ class DurabilityWaiter:
         self._core = core
         self._loop = loop
         self._waits = core.waits_for_disk
-        self._pending: list[Pending] = []
-        self._tiebreak = itertools.count()
+        #: (offset, future) ordered by offset: appends from this loop come in log order,
+        #: so a new wait almost always goes at the end.
+        self._pending: deque[Pending] = deque()
         self._wake_pending = False
         core.add_visibility_watcher(self._changed)
         # Read after registering: the watcher may only ever move these forward.
@@ -62,8 +67,8 @@ class DurabilityWaiter:
     def close(self) -> None:
         """Stop listening to the core; pending futures are cancelled."""
         self._core.remove_visibility_watcher(self._changed)
-        pending, self._pending = self._pending, []
-        for _offset, _n, future in pending:
+        pending, self._pending = self._pending, deque()
+        for _offset, future in pending:
             future.cancel()
 
     async def visible(self, offset: int) -> None:
@@ -85,7 +90,11 @@ class DurabilityWaiter:
         if offset < self._end:
             return None
         future: asyncio.Future[None] = self._loop.create_future()
-        heapq.heappush(self._pending, (offset, next(self._tiebreak), future))
+        pending = self._pending
+        if not pending or pending[-1][0] <= offset:
+            pending.append((offset, future))
+        else:  # written by another thread or task before ours: keep the order
+            pending.insert(bisect.bisect_right(pending, offset, key=_offset_of), (offset, future))
         # Re-check after queueing: a round or roll-back that finished in between found no
         # future to wake the loop for.
         if not self._wake_pending and (
@@ -113,7 +122,7 @@ class DurabilityWaiter:
         discarded = self._core.discarded if rollbacks else None
         pending = self._pending
         while pending and pending[0][0] < end:
-            offset, _n, future = heapq.heappop(pending)
+            offset, future = pending.popleft()
             if future.done():
                 continue
             err = None if discarded is None else discarded(offset)
@@ -128,12 +137,11 @@ class DurabilityWaiter:
     def _fail_discarded(self) -> None:
         """Fail the futures of records a roll-back discarded that the end has not passed."""
         core = self._core
-        kept: list[Pending] = []
+        kept: deque[Pending] = deque()
         for item in self._pending:
             err = core.discarded(item[0])
             if err is None:
                 kept.append(item)
-            elif not item[2].done():
-                item[2].set_exception(err)
-        heapq.heapify(kept)
+            elif not item[1].done():
+                item[1].set_exception(err)
         self._pending = kept

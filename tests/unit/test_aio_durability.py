@@ -144,3 +144,20 @@ def test_change_after_loop_closed_is_ignored() -> None:
     loop.close()
     core.advance(600)  # must not raise
     assert not future.done()
+
+
+def test_waits_registered_out_of_log_order_resolve_by_offset() -> None:
+    async def main() -> None:
+        core = FakeCore()
+        waiter = DurabilityWaiter(core, asyncio.get_running_loop())  # type: ignore[arg-type]
+        futures = {offset: waiter.wait(offset) for offset in (300, 100, 200, 250, 150)}
+        core.advance(220)
+        await asyncio.sleep(0)
+        done = sorted(offset for offset, f in futures.items() if f is not None and f.done())
+        assert done == [100, 150, 200]
+        core.advance(301)
+        await asyncio.sleep(0)
+        assert all(f is not None and f.done() for f in futures.values())
+        waiter.close()
+
+    asyncio.run(main())

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from pyrstmdb.engine.records import CHECKPOINT, Record, from_entry, type_code
+from pyrstmdb.engine.records import CHECKPOINT, TYPE_CODES, Record, from_entry
 from pyrstmdb.errors import BadRequest, CorruptionError, WalIoError
 from pyrstmdb.results import CompactResult, IoStats, WalReadResult, WalRecord, WalStatsResult
 from pyrstmdb.storage.policy import FsyncPolicy
@@ -62,6 +62,7 @@ BATCH_CONTINUES = "batch_continues"
 _DELETED = 9  # index of ``deleted`` in a checkpoint instance row
 _LAST_OFFSET = 6  # index of ``last_wal_offset``
 _new_logged = tuple.__new__
+_dumps = orjson.dumps
 
 
 def _encode(record: Record, continues: bool = False) -> tuple[int, bytes]:
@@ -69,7 +70,7 @@ def _encode(record: Record, continues: bool = False) -> tuple[int, bytes]:
     if continues:
         entry[BATCH_CONTINUES] = True
     try:
-        return type_code(record), orjson.dumps(entry)
+        return TYPE_CODES[type(record)], _dumps(entry)
     except TypeError as err:
         raise BadRequest(f"invalid request: value is not JSON: {err}") from None
 
@@ -220,7 +221,12 @@ class DiskStore:
         return self._wal.append(items)
 
     def append_one(self, record: Record) -> int:
-        return self._wal.append_one(*_encode(record))
+        entry = record.to_entry()
+        try:
+            payload = _dumps(entry)
+        except TypeError as err:
+            raise BadRequest(f"invalid request: value is not JSON: {err}") from None
+        return self._wal.append_one(TYPE_CODES[type(record)], payload)
 
     def wait_visible(self, offset: int) -> None:
         self._wal.wait_durable(offset)

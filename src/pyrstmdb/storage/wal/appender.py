@@ -102,18 +102,24 @@ def ensure_writable(state: LogState) -> None:
 def _append_one(state: LogState, active: Segment, type_code: int, payload: bytes, size: int) -> int:
     """The common case: one record that fits in the active segment."""
     position = active.size
-    record = encode_header(type_code, payload, state.next_sequence) + payload
+    header = encode_header(type_code, payload, state.next_sequence)
     deferred = state.defer_writes
     if not deferred:
         try:
-            write_fully(state.io, state.fd, record)
+            write_fully(state.io, state.fd, header + payload)
         except OSError as exc:
             _undo(state, Placement())
             raise WalIoError(f"WAL write failed: {exc}") from exc
     offset = (active.segment_id << POSITION_BITS) | position
     with state.lock:
         if deferred:
-            state.queue(state.fd, record)
+            pending = state.pending
+            if pending and pending[-1][0] == state.fd:
+                queued = pending[-1][1]
+                queued += header
+                queued += payload
+            else:
+                pending.append((state.fd, bytearray(header + payload)))
         active.note_record(position)
         active.size = position + size
         state.head = offset + size

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 from pyrstmdb.errors import WalIoError
 from pyrstmdb.storage.policy import FsyncPolicy
@@ -52,6 +53,9 @@ class Wal:
         self.recovery = recovery
         self._flusher: Flusher | None = None
         self._verified_end = 0  # records below were CRC-checked by the open scan
+        #: :meth:`append` for one record (type code, payload) -> offset; the hottest call,
+        #: bound without an extra Python frame.
+        self.append_one: Callable[[int, bytes], int] = partial(appender.append_one, state)
 
     @classmethod
     def open(
@@ -133,10 +137,6 @@ class Wal:
         durable once :meth:`wait_durable` returns for them.
         """
         return appender.append(self._state, items)
-
-    def append_one(self, type_code: int, payload: bytes) -> int:
-        """:meth:`append` for one record; returns its offset."""
-        return appender.append_one(self._state, type_code, payload)
 
     def wait_durable(self, offset: int, timeout: float | None = None) -> None:
         """Block until the record at ``offset`` is durable (at once unless every_write).
