@@ -2,8 +2,10 @@
 
 * durable ``apply_event``/s under ``every_write`` with 1, 8 and 64 concurrent
   writers — asyncio tasks on one event loop, as in the server — and the
-  fsyncs/s that carried them; once on this machine's disk and once with 2 ms
-  added to every fsync, to show how group commit scales on slower disks;
+  fsyncs/s that carried them; once on this machine's disk and once with 2 ms added
+  to every fsync, to show how group commit scales on slower disks. The machines are
+  noisy, so the three configurations take turns (three 1 s runs each) and each
+  reports its best run;
 * recovery: records replayed per second and the time to open a store of
   1,000,000 records without and with a checkpoint.
 """
@@ -31,6 +33,9 @@ TOGGLE = {
         {"from": "b", "event": "GO", "to": "a"},
     ],
 }
+WRITERS = (1, 8, 64)
+TURNS = 3  # each configuration runs this many times, in turns; the best run counts
+TURN_SECONDS = 1.0
 RECOVERY_RECORDS = 1_000_000
 INSTANCES = 1000
 
@@ -45,7 +50,9 @@ async def _writers(core: Core, writers: int, seconds: float) -> int:
         n = 0
         while time.perf_counter() < stop:
             _result, offset = core.apply_event(ApplyEvent(name, "GO", {"n": n}))
-            await waiter.visible(offset)
+            pending = waiter.wait(offset)  # as the server does: a future only when needed
+            if pending is not None:
+                await pending
             n += 1
             done += 1
 
@@ -68,22 +75,26 @@ def _group_commit(tmpdir: str, name: str, fileio: FileIO | None) -> list[tuple[s
     for i in range(64):
         core.write(CreateInstance("t", 1, f"w{i}", {"n": 0}))
     core.store.sync()
+    # The machines are noisy: the configurations take turns, and each keeps its best run.
+    best: dict[int, tuple[float, float]] = {}
+    for _turn in range(TURNS):
+        for writers in WRITERS:
+            fsyncs = core.wal_stats().io_stats.fsyncs
+            start = time.perf_counter()
+            count = aio.run(_writers(core, writers, TURN_SECONDS))
+            elapsed = time.perf_counter() - start
+            syncs = (core.wal_stats().io_stats.fsyncs - fsyncs) / elapsed
+            if count / elapsed > best.get(writers, (0.0, 0.0))[0]:
+                best[writers] = (count / elapsed, syncs)
+    core.close()
     rows: list[tuple[str, float, str]] = []
-    base_rate = 0.0
     label = "" if fileio is None else " [+2 ms fsync]"
-    for writers in (1, 8, 64):
-        fsyncs = core.wal_stats().io_stats.fsyncs
-        start = time.perf_counter()
-        count = aio.run(_writers(core, writers, 3.0))
-        elapsed = time.perf_counter() - start
-        rate = count / elapsed
-        base_rate = base_rate or rate
-        syncs = (core.wal_stats().io_stats.fsyncs - fsyncs) / elapsed
+    for writers in WRITERS:
+        rate, syncs = best[writers]
         rows.append((f"durable apply_event, {writers} writers{label}", rate, "ops/s"))
         rows.append((f"  fsyncs/s alongside, {writers} writers{label}", syncs, "fsync/s"))
         if writers > 1:
-            rows.append((f"  vs 1 writer, {writers} writers{label}", rate / base_rate, "x"))
-    core.close()
+            rows.append((f"  vs 1 writer, {writers} writers{label}", rate / best[1][0], "x"))
     return rows
 
 
