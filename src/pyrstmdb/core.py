@@ -30,6 +30,7 @@ import gc
 import logging
 import threading
 import uuid
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -116,7 +117,9 @@ class Core:
         self._lock = threading.RLock()  # re-entered when a sync in a locked section fails
         self._publish_lock = threading.Lock()
         self._listeners: list[CommitListener] = []
-        self._unpublished: deque[Published] = deque()
+        #: Appended records not yet visible, in offset order (appended under the lock,
+        #: taken from the front under the publish lock).
+        self._unpublished: list[Published] = []
         self._waits = store.waits_for_disk
         self._needs_recovery = False
         self._rollbacks = 0  # bumped whenever memory is rolled back to the durable log
@@ -184,7 +187,8 @@ class Core:
             self._needs_recovery = True
         self._rollbacks += 1
         visible = self._store.visible_end
-        self._unpublished = deque(p for p in self._unpublished if p[0] < visible)
+        with self._publish_lock:
+            self._unpublished = [p for p in self._unpublished if p[0] < visible]
         self.state = self._load(end=visible)
         self._notify_watchers()
 
@@ -198,10 +202,15 @@ class Core:
         """Register ``fn``; returns the offset from which it receives every record.
 
         Records below it were published before; the caller reads them from the log.
+        Appended records are only kept for publication while a listener exists, so the
+        first listener first waits until everything appended is visible.
         """
-        with self._lock, self._publish_lock:
-            self._listeners.append(fn)
-            return self._published_end if self._waits else self._store.head
+        with self._lock:
+            if self._waits and not self._listeners and self._store.head > self._store.visible_end:
+                self._sync()
+            with self._publish_lock:
+                self._listeners.append(fn)
+                return self._published_end if self._waits else self._store.head
 
     def remove_commit_listener(self, fn: CommitListener) -> None:
         with self._lock:
@@ -211,7 +220,7 @@ class Core:
     def _append(self, records: list[Record], atomic: bool = False) -> list[int]:
         self._ensure_writable()
         offsets = self._store.append(records, atomic)
-        if self._waits or self._listeners:
+        if self._listeners:
             self._unpublished.extend(zip(offsets, records, strict=True))
         return offsets
 
@@ -219,7 +228,7 @@ class Core:
         if self._needs_recovery:
             self._ensure_writable()
         offset = self._store.append_one(record)
-        if self._waits or self._listeners:  # a listener added later still gets pending ones
+        if self._listeners:  # until a listener exists, nobody needs the records themselves
             self._unpublished.append((offset, record))
         return offset
 
@@ -258,9 +267,10 @@ class Core:
     def _publish_upto(self, end: int) -> None:
         with self._publish_lock:
             pending = self._unpublished
-            batch: list[Published] = []
-            while pending and pending[0][0] < end:
-                batch.append(pending.popleft())
+            # Appends after this point have offsets at or past ``end``: they stay behind.
+            stop = bisect_left(pending, end, key=_published_offset)
+            batch = pending[:stop]
+            del pending[:stop]
             if end > self._published_end:
                 self._published_end = end
             if batch and self._listeners:
@@ -542,6 +552,10 @@ class Core:
     def close(self) -> None:
         with self._lock:
             self._store.close()
+
+
+def _published_offset(item: Published) -> int:
+    return item[0]
 
 
 def _atomic_failure(index: int, op: BatchOp, err: RstmdbError) -> BadRequest:

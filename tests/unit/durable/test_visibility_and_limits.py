@@ -153,14 +153,27 @@ def test_commit_listener_gets_everything_from_its_boundary(
     core = Core(DiskStore.open(str(tmp_path), fileio=disk), clock=lambda: 1)
     core.wait(core.put_machine(PutMachine("order", 1, order_machine))[1])
     disk.gate.clear()
-    _r, pending = core.write(CreateInstance("order", 1, "late"))  # written, not yet durable
+    _r, pending = core.write(CreateInstance("order", 1, "early"))  # written, not yet durable
     received: list[int] = []
-    boundary = core.add_commit_listener(lambda batch: received.extend(o for o, _ in batch))
-    assert boundary <= pending
+    boundary: list[int] = []
+
+    def register() -> None:
+        boundary.append(core.add_commit_listener(lambda b: received.extend(o for o, _ in b)))
+
+    # The first listener waits until what was appended before it is visible: nothing
+    # appended is left that neither the log below its boundary nor the listener covers.
+    thread = threading.Thread(target=register)
+    thread.start()
+    thread.join(0.2)
+    assert thread.is_alive()
     disk.gate.set()
-    core.wait(pending)
+    thread.join(5)
+    assert boundary and boundary[0] > pending
+    assert [e.offset for e in core.logged_from(0, boundary[0])][-1] == pending
+    _r, later = core.write(CreateInstance("order", 1, "late"))
+    core.wait(later)
     deadline = time.monotonic() + 5
-    while pending not in received and time.monotonic() < deadline:
+    while later not in received and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert pending in received  # written before the listener existed, published after
+    assert received == [later]  # everything from the boundary on, once
     core.close()

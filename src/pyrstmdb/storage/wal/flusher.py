@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyrstmdb.errors import WalIoError
 from pyrstmdb.storage.policy import FsyncPolicy
@@ -28,9 +28,9 @@ _ERROR_PAUSE = 0.05
 STOP_TIMEOUT = 2.0
 
 
-@dataclass(frozen=True, slots=True)
-class Backlog:
-    """What is waiting to be synced, as seen under the log's lock."""
+class Backlog(NamedTuple):
+    """What is waiting to be synced, as seen under the log's lock (built a few times per
+    round, hence a tuple)."""
 
     unsynced_records: int  # records written after the durable end
     unsynced: bool  # bytes written after the durable end
