@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from pyrstmdb import WalIoError, aio
 from pyrstmdb.core import Core
 from pyrstmdb.engine.commands import ApplyEvent, CreateInstance, PutMachine
+from pyrstmdb.storage.check import run_check
 from pyrstmdb.storage.disk import DiskStore
 from pyrstmdb.storage.wal import FileIO
 
@@ -196,6 +198,32 @@ def test_loop_waits_fail_for_discarded_records_and_offsets_are_not_reused(
     aio.run(main())
     assert sorted(core.state.instances) == ["kept", "o"]
     core.close()
+    reopened = _open(tmp_path, FlakyDisk())
+    assert sorted(reopened.state.instances) == ["kept", "o"]
+    reopened.close()
+
+
+def test_segments_emptied_by_a_failed_round_pass_the_offline_check(
+    tmp_path: Path, order_machine: dict[str, Any]
+) -> None:
+    disk = FlakyDisk()
+    store = DiskStore.open(str(tmp_path), fileio=disk, segment_size=512)
+    core = Core(store, clock=lambda: 1_700_000_000_000)
+    _setup(core, order_machine)
+    disk.fail_sync = errno.EIO
+    with store.wal._state.round_lock:  # hold the round back until all four are queued
+        lost = [
+            core.write(CreateInstance("order", 1, f"lost{n}", {"pad": "x" * 200})) for n in range(4)
+        ]
+    with pytest.raises(WalIoError):
+        core.wait(lost[-1][1])
+    disk.fail_sync = None
+    _run(core, core.write(CreateInstance("order", 1, "kept")))
+    sizes = [info.size for info in store.wal.segments()]
+    assert 0 in sizes[1:-1]  # an emptied segment between two holding records
+    core.close()
+    out = io.StringIO()
+    assert run_check(str(tmp_path), False, out) == 0, out.getvalue()
     reopened = _open(tmp_path, FlakyDisk())
     assert sorted(reopened.state.instances) == ["kept", "o"]
     reopened.close()
