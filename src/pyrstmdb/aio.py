@@ -119,13 +119,19 @@ class DurabilityWaiter:
         self._wake_pending = False  # before reading the end: a later change wakes us again
         end = self._end
         rollbacks = self._rollbacks
-        discarded = self._core.discarded if rollbacks else None
         pending = self._pending
+        popleft = pending.popleft
+        if not rollbacks:  # the usual case: nothing was ever discarded
+            while pending and pending[0][0] < end:
+                future = popleft()[1]
+                if not future.done():
+                    future.set_result(None)
+        discarded = self._core.discarded
         while pending and pending[0][0] < end:
-            offset, future = pending.popleft()
+            offset, future = popleft()
             if future.done():
                 continue
-            err = None if discarded is None else discarded(offset)
+            err = discarded(offset)
             if err is None:
                 future.set_result(None)
             else:

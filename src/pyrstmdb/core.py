@@ -261,7 +261,8 @@ class Core:
             self._watchers = tuple(w for w in self._watchers if w is not fn)
 
     def _after_write(self) -> None:
-        if self._listeners:
+        """Publish what the write made visible (under every_write the fsync round does)."""
+        if self._listeners and not self._waits:
             self._publish_upto(self._store.visible_end)
 
     def _publish_upto(self, end: int) -> None:
@@ -358,7 +359,7 @@ class Core:
                 return out, out.wal_offset
             offset = self._append_one(out)
             result = machine.apply_event_record(self.state, out, offset)
-        if self._listeners:
+        if self._listeners and not self._waits:  # else the fsync round publishes
             self._publish_upto(self._store.visible_end)
         return result, offset
 

@@ -193,7 +193,8 @@ def decide_apply(view: View, cmd: ApplyEvent, now: int) -> EventApplied | ApplyE
         hit = view.recall(("apply", cmd.instance_id, key), now)
         if hit is not None:
             return ApplyEventResult(hit[0], hit[1], hit[2], hit[3], False, cmd.event_id)
-    _check_expectations(instance, cmd)
+    if cmd.expected_state is not None or cmd.expected_wal_offset is not None:
+        _check_expectations(instance, cmd)
     definition = view.machine(instance.machine, instance.version)
     if definition is None:
         raise machine_not_found(instance.machine, instance.version)
