@@ -100,6 +100,8 @@ class Hub:
         if self._closed or not batch or batch[-1][0] < floor:
             return
         self._published_end = batch[-1][0] + 1
+        if self._subs.empty:  # nobody to deliver to (later subscriptions read the log)
+            return
         instances = self._core.state.instances
         targets = [
             target

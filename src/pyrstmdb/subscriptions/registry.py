@@ -58,6 +58,10 @@ class Registry:
         return list(self._by_instance.get(instance_id, {}).values())
 
     @property
+    def empty(self) -> bool:
+        return not self._by_id
+
+    @property
     def any_instance_watchers(self) -> bool:
         return bool(self._by_instance)
 
