@@ -120,18 +120,12 @@ class DurabilityWaiter:
         end = self._end
         rollbacks = self._rollbacks
         pending = self._pending
-        popleft = pending.popleft
-        if not rollbacks:  # the usual case: nothing was ever discarded
-            while pending and pending[0][0] < end:
-                future = popleft()[1]
-                if not future.done():
-                    future.set_result(None)
-        discarded = self._core.discarded
+        discarded = self._core.discarded if rollbacks else None
         while pending and pending[0][0] < end:
-            offset, future = popleft()
+            offset, future = pending.popleft()
             if future.done():
                 continue
-            err = discarded(offset)
+            err = None if discarded is None else discarded(offset)
             if err is None:
                 future.set_result(None)
             else:

@@ -4,7 +4,7 @@
 Every operation returns ``(result, wait_offset)``: the caller must not hand
 the result out before the record at ``wait_offset`` is visible (durable under
 ``every_write``); ``-1`` means nothing to wait for. ``Database`` waits by
-blocking, the server by awaiting (``when_visible``), so both share this code.
+blocking, the server by awaiting (``aio.DurabilityWaiter``), so both share this code.
 
 * Writes: under the lock, ``engine.machine.decide_*`` checks the command
   against the state, the store appends the record (``write()`` only; the
@@ -309,9 +309,6 @@ class Core:
         """Block until the record at ``offset`` is visible; ``WalIoError`` if it never will be."""
         if not self._waits or offset < 0:
             return
-        if offset >= self._store.visible_end and not self._discarded:
-            self._store.wait_visible(offset)
-            return
         self._raise_if_discarded(offset)
         if offset >= self._store.visible_end:
             self._store.wait_visible(offset)
@@ -321,18 +318,6 @@ class Core:
         err = self.discarded(offset)
         if err is not None:
             raise WalIoError(err.message) from err
-
-    def when_visible(self, offset: int, callback: Callable[[WalIoError | None], None]) -> None:
-        """Call ``callback(None)`` once ``offset`` is visible, ``callback(error)`` if never."""
-        if offset >= 0 and self._discarded:
-            err = self.discarded(offset)
-            if err is not None:
-                callback(err)
-                return
-        if offset < 0 or offset < self._store.visible_end:
-            callback(None)
-        else:
-            self._store.when_visible(offset, callback)
 
     def _pending_all(self) -> int:
         head = self._store.head

@@ -221,18 +221,10 @@ class DiskStore:
         return self._wal.append(items)
 
     def append_one(self, record: Record) -> int:
-        entry = record.to_entry()
-        try:
-            payload = _dumps(entry)
-        except TypeError as err:
-            raise BadRequest(f"invalid request: value is not JSON: {err}") from None
-        return self._wal.append_one(TYPE_CODES[type(record)], payload)
+        return self._wal.append_one(*_encode(record))
 
     def wait_visible(self, offset: int) -> None:
         self._wal.wait_durable(offset)
-
-    def when_visible(self, offset: int, callback: Callable[[WalIoError | None], None]) -> None:
-        self._wal.when_durable(offset, callback)
 
     def add_visible_listener(self, fn: Callable[[int], None]) -> None:
         self._wal.add_durable_listener(fn)

@@ -10,10 +10,9 @@ sees either.
 
 Visibility contract: every record with ``offset < visible_end`` is visible.
 ``wait_visible(offset)`` blocks until the record at ``offset`` is visible and
-raises ``WalIoError`` if making it durable failed; ``when_visible`` does the
-same through a callback (for asyncio). Listeners added with
+raises ``WalIoError`` if making it durable failed. Listeners added with
 ``add_visible_listener`` are called with the new ``visible_end`` every time it
-advances.
+advances (an event loop waits through them, see ``aio``).
 """
 
 from __future__ import annotations
@@ -89,8 +88,6 @@ class Store(Protocol):
     def append_one(self, record: Record) -> int: ...
 
     def wait_visible(self, offset: int) -> None: ...
-
-    def when_visible(self, offset: int, callback: Callable[[WalIoError | None], None]) -> None: ...
 
     def add_visible_listener(self, fn: Callable[[int], None]) -> None: ...
 
@@ -175,9 +172,6 @@ class MemoryStore:
 
     def wait_visible(self, offset: int) -> None:
         return None
-
-    def when_visible(self, offset: int, callback: Callable[[WalIoError | None], None]) -> None:
-        callback(None)
 
     def add_visible_listener(self, fn: Callable[[int], None]) -> None:
         return None  # records are visible when appended; nothing ever advances later

@@ -28,22 +28,19 @@ from pyrstmdb.errors import WalIoError
 
 from .fileio import write_fully
 from .layout import (
-    HEADER,
     HEADER_SIZE,
-    MAGIC,
     MAX_PAYLOAD,
     POSITION_BITS,
     TYPE_CODES,
     encode_offset,
     parse_segment_name,
 )
-from .record import check_items, crc32c
-from .segment import INDEX_STRIDE, Segment
+from .record import check_items, encode_header
+from .segment import Segment
 from .state import LogState, quietly
 from .writer import Placement, plan_batch, write_groups
 
 log = logging.getLogger("pyrstmdb.wal")
-_pack = HEADER.pack
 
 
 def append(state: LogState, items: Sequence[tuple[int, bytes]]) -> list[int]:
@@ -103,58 +100,29 @@ def ensure_writable(state: LogState) -> None:
 
 
 def _append_one(state: LogState, active: Segment, type_code: int, payload: bytes, size: int) -> int:
-    """One record that fits in the active segment (write lock held).
-
-    Under every_write the bytes are only queued; that case is the hot path, so the header
-    encoding, the index sample and the flusher wake-up are written out here.
-    """
+    """One record that fits in the active segment (write lock held)."""
     position = active.size
-    sequence = state.next_sequence
-    header = _pack(MAGIC, type_code, 0, 0, size - HEADER_SIZE, crc32c(payload), sequence)
-    offset = (active.segment_id << POSITION_BITS) | position
-    if not state.defer_writes:
+    record = encode_header(type_code, payload, state.next_sequence) + payload
+    deferred = state.defer_writes
+    if not deferred:
         try:
-            write_fully(state.io, state.fd, header + payload)
+            write_fully(state.io, state.fd, record)
         except OSError as exc:
             _undo(state, Placement())
             raise WalIoError(f"WAL write failed: {exc}") from exc
-        with state.lock:
-            active.note_record(position)
-            _advance(state, active, position + size, offset + size, 1, size)
-            _after_write(state, rotated=False)
-        return offset
+    offset = (active.segment_id << POSITION_BITS) | position
     with state.lock:
-        pending = state.pending
-        fd = state.fd
-        if pending and pending[-1][0] == fd:
-            queued = pending[-1][1]
-            queued += header
-            queued += payload
-        else:
-            pending.append((fd, bytearray(header + payload)))
-        marks = active.marks
-        if not marks or position >= marks[-1] + INDEX_STRIDE:
-            marks.append(position)
-        _advance(state, active, position + size, offset + size, 1, size)
-        if state.dirty_since is None:
-            state.dirty_since = time.monotonic()
-        wake_at = state.flusher_wake_at  # what _after_write does, for every_write
-        if wake_at is not None and sequence - state.durability.sequence >= wake_at:
-            state.flusher_wake_at = None
-            state.wake.notify()
+        if deferred:
+            state.queue(state.fd, record)
+        active.note_record(position)
+        active.size = position + size
+        state.head = offset + size
+        state.next_sequence += 1
+        counters = state.counters
+        counters.writes += 1
+        counters.bytes_written += size
+        _after_write(state, rotated=False)
     return offset
-
-
-def _advance(
-    state: LogState, active: Segment, end: int, head: int, records: int, size: int
-) -> None:
-    """Move the active segment's end, the head, the sequence and the counters (lock held)."""
-    active.size = end
-    state.head = head
-    state.next_sequence += records
-    counters = state.counters
-    counters.writes += records
-    counters.bytes_written += size
 
 
 def _append_batch(

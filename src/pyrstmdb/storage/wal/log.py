@@ -226,11 +226,15 @@ class Wal:
         """
         state = self._state
         stop = state.head if end is None else end
-        if not state.pending or stop <= state.durability.end:
-            return stop
-        if state.durability.error is None and not state.closed:
-            syncing.sync_round(state, background=False, force=False)
+        if stop > state.durability.end:
+            self._write_queued()
         return min(stop, state.durability.end) if state.pending else stop
+
+    def _write_queued(self) -> None:
+        """Run a round now if appends are queued (unless failed: then nothing is written)."""
+        state = self._state
+        if state.pending and state.durability.error is None and not state.closed:
+            syncing.sync_round(state, background=False, force=False)
 
     def read(
         self, from_offset: int, limit: int | None, max_bytes: int
@@ -288,10 +292,8 @@ class Wal:
         Returns (segments deleted, bytes reclaimed measured on disk). Bytes still queued for
         a segment about to go are written first.
         """
-        state = self._state
-        if state.pending and state.durability.error is None:
-            syncing.sync_round(state, background=False, force=False)
-        return upkeep.drop_segments_before(state, segment_id)
+        self._write_queued()
+        return upkeep.drop_segments_before(self._state, segment_id)
 
     def reset(self, type_code: int, payload: bytes) -> int:
         """Delete every segment and start over with one durable record in a new segment.

@@ -91,21 +91,12 @@ def _sequence_at(state: LogState, offset: int) -> int:
 
 
 def _discard_after(state: LogState, end: int, next_sequence: int) -> None:
+    """Discard everything from ``end`` on, deleting the segments after the one holding it."""
     keep_id = offset_segment(end)
     while state.active.segment_id > keep_id:
         _drop_newest(state)
-    size = offset_position(end)
-    state.io.ftruncate(state.fd, size)
-    state.io.fdatasync(state.fd)
-    state.counters.fsyncs += 1
-    if state.dir_dirty:
-        fsync_directory(state)
-    with state.lock:
-        state.active.cut(size)
-        state.dir_dirty = False
-        state.head = state.active_head()
-        state.next_sequence = next_sequence
-        state.dirty_since = None
+    _cut_segment(state, state.active, offset_position(end))
+    _rewind(state, next_sequence)
 
 
 def _discard_failed(state: LogState, end: int, next_sequence: int) -> None:
@@ -115,21 +106,11 @@ def _discard_failed(state: LogState, end: int, next_sequence: int) -> None:
     above every offset handed out before; segment ids stay contiguous.
     """
     keep_id = offset_segment(end)
-    if state.active.segment_id == keep_id:
-        _discard_after(state, end, next_sequence)
-        return
-    for segment in state.segments:
-        if segment.segment_id < keep_id:
-            continue
-        size = offset_position(end) if segment.segment_id == keep_id else 0
-        _cut_segment(state, segment, size)
-    if state.dir_dirty:
-        fsync_directory(state)
-    with state.lock:
-        state.dir_dirty = False
-        state.head = state.active_head()
-        state.next_sequence = next_sequence
-        state.dirty_since = None
+    for segment in list(state.segments):
+        if segment.segment_id >= keep_id:
+            size = offset_position(end) if segment.segment_id == keep_id else 0
+            _cut_segment(state, segment, size)
+    _rewind(state, next_sequence)
 
 
 def _cut_segment(state: LogState, segment: Segment, size: int) -> None:
@@ -150,6 +131,17 @@ def _cut_segment(state: LogState, segment: Segment, size: int) -> None:
             state.close_quietly(fd)
     with state.lock:
         segment.cut(size)
+
+
+def _rewind(state: LogState, next_sequence: int) -> None:
+    """After cutting: make the directory durable and move head and sequence back."""
+    if state.dir_dirty:
+        fsync_directory(state)
+    with state.lock:
+        state.dir_dirty = False
+        state.head = state.active_head()
+        state.next_sequence = next_sequence
+        state.dirty_since = None
 
 
 def _drop_newest(state: LogState) -> None:
