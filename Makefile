@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The hot-path modules listed in src/pyrstmdb/_native.py are compiled (mypyc) at install
+# time, so editing one of them (or the build files) reinstalls.
+NATIVE_SRC := $(shell sed -n 's/^ *"\(pyrstmdb[.a-z_]*\)",$$/src.\1/p' src/pyrstmdb/_native.py | tr . / | sed 's/$$/.py/')
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py src/pyrstmdb/_native.py $(NATIVE_SRC) | sha1sum | cut -c1-12)
 RSTMDB_BIND ?= 127.0.0.1:7401
 RSTMDB_DATA ?= ./data
 export RSTMDB_BIND RSTMDB_DATA
@@ -25,8 +28,8 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench setup.py
+	$(VENV)/bin/ruff format --check src tests bench setup.py
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
@@ -34,3 +37,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find src -name '*.so' -delete

@@ -24,6 +24,9 @@ def _modules(selected: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    from pyrstmdb import _native
+
+    print(f"pyrstmdb build: {_native.describe()}", file=sys.stderr, flush=True)
     rows: list[tuple[str, str, str]] = []
     for name in _modules(argv):
         module = importlib.import_module(f"bench.{name}")

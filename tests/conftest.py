@@ -6,6 +6,22 @@ from typing import Any
 
 import pytest
 
+from pyrstmdb import _native
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test compiled modules older than their source (an editable install that
+    was not rebuilt): the tests would silently run yesterday's code."""
+    stale = _native.stale_modules()
+    if stale:
+        pytest.exit(
+            "compiled modules are older than their source: "
+            + ", ".join(stale)
+            + "; rebuild with `make venv` (or `pip install -e .`)",
+            returncode=2,
+        )
+
+
 ORDER_MACHINE: dict[str, Any] = {
     "states": ["created", "paid", "shipped", "delivered"],
     "initial": "created",

@@ -21,10 +21,10 @@ import asyncio
 import bisect
 import contextlib
 from collections import deque
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
-from pyrstmdb.core import Core
+from pyrstmdb.errors import WalIoError
 
 Pending = tuple[int, asyncio.Future[None]]  # offset, future
 T = TypeVar("T")
@@ -39,6 +39,20 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
+class VisibilitySource(Protocol):
+    """What the waiter needs from the database (``Core`` provides it)."""
+
+    @property
+    def waits_for_disk(self) -> bool: ...
+    @property
+    def visible_end(self) -> int: ...
+    @property
+    def rollbacks(self) -> int: ...
+    def discarded(self, offset: int) -> WalIoError | None: ...
+    def add_visibility_watcher(self, fn: Callable[[int, int], None]) -> None: ...
+    def remove_visibility_watcher(self, fn: Callable[[int, int], None]) -> None: ...
+
+
 def _offset_of(item: Pending) -> int:
     return item[0]
 
@@ -50,7 +64,7 @@ class DurabilityWaiter:
     from other threads. Call :meth:`close` when the loop stops using it.
     """
 
-    def __init__(self, core: Core, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, core: VisibilitySource, loop: asyncio.AbstractEventLoop) -> None:
         self._core = core
         self._loop = loop
         self._waits = core.waits_for_disk

@@ -154,8 +154,8 @@ def equals(value: object, literal: Scalar) -> bool:
         return value is None
     if isinstance(literal, bool):
         return value is literal
-    if isinstance(literal, str):
-        return isinstance(value, str) and value == literal
+    if isinstance(literal, str):  # by content: a str subclass's own __eq__ is never asked
+        return isinstance(value, str) and str.__eq__(value, literal)
     return is_number(value) and numbers_equal(value, literal)
 
 
@@ -355,7 +355,7 @@ def _identity_test(get: Getter, literal: bool | None) -> Predicate:
 def _string_test(get: Getter, literal: str) -> Predicate:
     def test(ctx: Any) -> bool:
         value = get(ctx)
-        return isinstance(value, str) and value == literal
+        return isinstance(value, str) and str.__eq__(value, literal)
 
     return test
 

@@ -369,7 +369,6 @@ class _BadInt(int):
 @pytest.mark.parametrize(
     ("text", "ctx"),
     [
-        ('ctx.v == "x"', {"v": _Hostile("x")}),
         ("ctx.v", {"v": _BadList([1])}),
         ("ctx.v > 1", {"v": _BadInt(5)}),
     ],
@@ -378,6 +377,14 @@ def test_values_whose_methods_raise_make_the_guard_false(
     run: Evaluator, text: str, ctx: object
 ) -> None:
     check(run, text, ctx, False)
+
+
+def test_strings_compare_by_content_whatever_their_class(run: Evaluator) -> None:
+    # Compiled or not, a str subclass is compared as the string it holds; its own
+    # (here raising) __eq__ is never consulted.
+    check(run, 'ctx.v == "x"', {"v": _Hostile("x")}, True)
+    check(run, 'ctx.v != "x"', {"v": _Hostile("x")}, False)
+    check(run, 'ctx.v == "y"', {"v": _Hostile("x")}, False)
 
 
 def test_evaluate_refuses_non_nodes() -> None:
