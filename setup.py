@@ -6,14 +6,15 @@ interpreter work of a durable write and of replaying the log at open. Everything
 stays interpreted.
 
 Set ``PYRSTMDB_PURE_PYTHON=1`` to install without compiling; the package then runs as
-plain Python (same behaviour, slower). A machine without a C compiler gets the same: each
-extension is optional, so a failed compile leaves the pure-Python module in place.
+plain Python (same behaviour, slower). A machine without a working C compiler gets the
+same.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 from setuptools import setup
 
@@ -30,8 +31,34 @@ def _native_modules() -> list[str]:
     return [str(name) for name in modules]
 
 
+def _can_compile() -> bool:
+    """Whether a C compiler and the Python headers work here (checked once, up front).
+
+    All compiled modules share one library, so it is all or nothing: a machine that
+    cannot build it installs pure Python, and a build that fails anywhere else is an error.
+    """
+    from setuptools._distutils import ccompiler, sysconfig
+
+    compiler = ccompiler.new_compiler()
+    sysconfig.customize_compiler(compiler)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "probe.c")
+        with open(source, "w", encoding="utf-8") as handle:
+            handle.write("#include <Python.h>\nint probe(void) { return 0; }\n")
+        try:
+            compiler.compile([source], output_dir=tmp, include_dirs=[sysconfig.get_python_inc()])
+        except Exception as exc:
+            print(
+                f"pyrstmdb: no working C compiler ({exc}); installing pure Python", file=sys.stderr
+            )
+            return False
+    return True
+
+
 def _extensions() -> list[object]:
     if os.environ.get("PYRSTMDB_PURE_PYTHON", "").strip() not in ("", "0"):
+        return []
+    if not _can_compile():
         return []
     try:
         from mypyc.build import mypycify
@@ -46,8 +73,6 @@ def _extensions() -> list[object]:
         opt_level="3",
         group_name="pyrstmdb_native",
     )
-    for extension in extensions:
-        extension.optional = True  # no compiler: keep the pure-Python module
     return list(extensions)
 
 

@@ -24,7 +24,9 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
+from pyrstmdb.aio_rounds import LoopRounds
 from pyrstmdb.errors import WalIoError
+from pyrstmdb.storage.wal.offload import RoundOffload
 
 Pending = tuple[int, asyncio.Future[None]]  # offset, future
 T = TypeVar("T")
@@ -51,6 +53,12 @@ class VisibilitySource(Protocol):
     def discarded(self, offset: int) -> WalIoError | None: ...
     def add_visibility_watcher(self, fn: Callable[[int, int], None]) -> None: ...
     def remove_visibility_watcher(self, fn: Callable[[int, int], None]) -> None: ...
+    def fsync_offload(self) -> RoundOffload | None: ...
+
+
+#: Futures resolved per loop callback; the rest in the next one, so that the woken writers
+#: come back in groups and an fsync round can start while the others are still running.
+RESOLVE_CHUNK = 16
 
 
 def _offset_of(item: Pending) -> int:
@@ -72,15 +80,27 @@ class DurabilityWaiter:
         #: so a new wait almost always goes at the end.
         self._pending: deque[Pending] = deque()
         self._wake_pending = False
-        core.add_visibility_watcher(self._changed)
+        self._watcher = self._changed  # one bound method: added and removed by equality
+        core.add_visibility_watcher(self._watcher)
         # Read after registering: the watcher may only ever move these forward.
         self._end = core.visible_end
         self._rollbacks = core.rollbacks
         self._rollbacks_seen = self._rollbacks
+        #: Under every_write this loop runs the fsync rounds (fdatasync in a helper
+        #: process) when the store allows it; else the store's flusher thread does.
+        offload = core.fsync_offload() if self._waits else None
+        self._rounds = None if offload is None else LoopRounds.start(offload, loop)
+
+    @property
+    def runs_fsync_rounds(self) -> bool:
+        """Whether this loop runs the store's fsync rounds (see ``aio_rounds``)."""
+        return self._rounds is not None
 
     def close(self) -> None:
-        """Stop listening to the core; pending futures are cancelled."""
-        self._core.remove_visibility_watcher(self._changed)
+        """Stop listening to the core (rounds go back to the flusher); cancel pending futures."""
+        if self._rounds is not None:
+            self._rounds.close()
+        self._core.remove_visibility_watcher(self._watcher)
         pending, self._pending = self._pending, deque()
         for _offset, future in pending:
             future.cancel()
@@ -135,7 +155,13 @@ class DurabilityWaiter:
         rollbacks = self._rollbacks
         pending = self._pending
         discarded = self._core.discarded if rollbacks else None
+        budget = RESOLVE_CHUNK
         while pending and pending[0][0] < end:
+            if budget == 0:  # the rest in the next callback (see RESOLVE_CHUNK)
+                self._wake_pending = True
+                self._loop.call_soon(self._resolve)
+                return
+            budget -= 1
             offset, future = pending.popleft()
             if future.done():
                 continue

@@ -72,6 +72,7 @@ from pyrstmdb.results import (
     WriteResult,
 )
 from pyrstmdb.storage.store import CheckpointData, Logged, Store
+from pyrstmdb.storage.wal.offload import RoundOffload
 
 log = logging.getLogger("pyrstmdb.database")
 
@@ -258,7 +259,7 @@ class Core:
 
     def remove_visibility_watcher(self, fn: VisibilityWatcher) -> None:
         with self._lock:
-            self._watchers = tuple(w for w in self._watchers if w is not fn)
+            self._watchers = tuple(w for w in self._watchers if w != fn)  # bound methods
 
     def _after_write(self) -> None:
         """Publish what the write made visible (under every_write the fsync round does)."""
@@ -285,6 +286,10 @@ class Core:
     @property
     def store(self) -> Store:
         return self._store
+
+    def fsync_offload(self) -> RoundOffload | None:
+        """A handle for an event loop to run the durability rounds (``aio``), if supported."""
+        return self._store.fsync_offload()
 
     @property
     def visible_end(self) -> int:

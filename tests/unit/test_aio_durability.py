@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pyrstmdb.aio import DurabilityWaiter
+from pyrstmdb.aio import RESOLVE_CHUNK, DurabilityWaiter
 from pyrstmdb.errors import WalIoError
 
 
@@ -32,6 +32,9 @@ class FakeCore:
 
     def remove_visibility_watcher(self, fn: Callable[[int, int], None]) -> None:
         self.watchers.remove(fn)
+
+    def fsync_offload(self) -> None:
+        return None  # rounds stay with "the fsync thread" (this test's advance calls)
 
     def advance(self, end: int) -> None:
         """What the fsync thread does after a round."""
@@ -83,6 +86,11 @@ def test_one_round_wakes_the_loop_once_and_resolves_only_what_it_covers() -> Non
         thread.start()
         thread.join()
         await asyncio.sleep(0)
+        assert len(wakeups) == 1
+        # Resolved in chunks, one loop callback each, without further thread wake-ups.
+        assert sum(1 for f in futures if f is not None and f.done()) == RESOLVE_CHUNK
+        for _ in range(150 // RESOLVE_CHUNK + 1):
+            await asyncio.sleep(0)
         assert len(wakeups) == 1
         done = [f for f in futures if f is not None and f.done()]
         assert len(done) == 150  # offsets 100..249

@@ -55,6 +55,7 @@ from pyrstmdb.storage.wal import (
     offset_segment,
     segment_name,
 )
+from pyrstmdb.storage.wal.offload import RoundOffload
 
 log = logging.getLogger("pyrstmdb.storage")
 
@@ -241,6 +242,9 @@ class DiskStore:
 
     def sync(self) -> None:
         self._wal.sync()
+
+    def fsync_offload(self) -> RoundOffload | None:
+        return self._wal.offload()
 
     # -- reading -----------------------------------------------------------------
     def read(self, from_offset: int, limit: int | None) -> WalReadResult:

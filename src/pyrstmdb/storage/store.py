@@ -20,13 +20,16 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import orjson
 
 from pyrstmdb.engine.records import Record
 from pyrstmdb.errors import CorruptionError, WalIoError
 from pyrstmdb.results import CompactResult, IoStats, WalReadResult, WalRecord, WalStatsResult
+
+if TYPE_CHECKING:
+    from pyrstmdb.storage.wal.offload import RoundOffload
 
 FIRST_OFFSET = 1 << 40
 _new_logged = tuple.__new__
@@ -107,6 +110,10 @@ class Store(Protocol):
     def stats(self) -> WalStatsResult: ...
 
     def sync(self) -> None: ...
+
+    def fsync_offload(self) -> RoundOffload | None:
+        """A handle for running durability rounds from an event loop, where supported."""
+        ...
 
     def compact(self, data: CheckpointData, force: bool) -> CompactResult: ...
 
@@ -239,6 +246,9 @@ class MemoryStore:
 
     def sync(self) -> None:
         return None
+
+    def fsync_offload(self) -> RoundOffload | None:
+        return None  # nothing to sync
 
     def compact(self, data: CheckpointData, force: bool) -> CompactResult:
         """Forget the records the state already covers (there are no files)."""

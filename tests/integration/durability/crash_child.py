@@ -1,20 +1,25 @@
 """A writer process for the crash tests: prints every acknowledged write, then keeps going.
 
 Usage: python crash_child.py DATA_DIR MODE SEED
-MODE: plain | compact | batch. Each acknowledged write is printed as
+MODE: plain | compact | batch | loop. Each acknowledged write is printed as
 ``ack <instance> <k> <offset>`` (batch: ``ackb <group> <b> <offsets>``) and flushed
 before the next one starts; the parent SIGKILLs this process at a random moment.
+``loop`` writes as the server does: asyncio tasks awaiting durability, with the event loop
+running the fsync rounds and a helper process doing the fdatasync, while a thread compacts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import sys
 import threading
 import time
 
-from pyrstmdb import Database, InstanceExists
+from pyrstmdb import Database, InstanceExists, aio
+from pyrstmdb.aio import DurabilityWaiter
+from pyrstmdb.engine.commands import ApplyEvent
 
 COUNTER = {
     "states": ["on"],
@@ -74,11 +79,32 @@ def compactor(db: Database) -> None:
         db.compact(force_snapshot=True)
 
 
+async def loop_writers(db: Database) -> None:
+    core = db.core
+    waiter = DurabilityWaiter(core, asyncio.get_running_loop())
+    if not waiter.runs_fsync_rounds:
+        raise SystemExit("the loop does not run the fsync rounds")
+
+    async def one(name: str) -> None:
+        while True:
+            current = core.live_instance(name).ctx["k"]
+            cmd = ApplyEvent(name, "INC", {"k": current + 1, "pad": PAD}, expected_state="on")
+            result, offset = core.apply_event(cmd)
+            await waiter.visible(offset)
+            say(f"ack {name} {current + 1} {result.wal_offset}")
+
+    await asyncio.gather(*(one(f"c{n}") for n in range(INSTANCES)))
+
+
 def main() -> None:
     path, mode, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     db = Database(path, wal_segment_size_mb=1)
     prepare(db)
     say("ready")
+    if mode == "loop":
+        threading.Thread(target=compactor, args=(db,), daemon=True).start()
+        aio.run(loop_writers(db))
+        return
     threads = []
     if mode == "batch":
         threads = [

@@ -142,6 +142,12 @@ def test_sigkill_then_torn_tail(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
+def test_sigkill_loop_driven_rounds_with_compaction(tmp_path: Path) -> None:
+    # As in the server: the event loop runs the fsync rounds, a helper process syncs.
+    _run_cycles(tmp_path / "data", "loop", kills=6, seed=53)
+
+
+@pytest.mark.timeout(120)
 def test_sigkill_atomic_batches(tmp_path: Path) -> None:
     _run_cycles(tmp_path / "data", "batch", kills=5, seed=41)
 

@@ -188,6 +188,15 @@ def _after_write(state: LogState, *, rotated: bool) -> None:
     was_clean = state.dirty_since is None
     if was_clean:
         state.dirty_since = time.monotonic()
+    kick = state.kick
+    if kick is not None:  # an event loop runs the rounds (``offload``)
+        if state.kick_armed:
+            state.kick_armed = False
+            if not kick():
+                state.kick = None  # its loop is gone: the flusher takes over
+                rotated = True
+        if not rotated:
+            return
     wake_at = state.flusher_wake_at
     if wake_at is None:  # no flusher, or it is awake: a running round re-checks anyway
         return

@@ -117,10 +117,10 @@ class Flusher:
         #: re-checks before sleeping) or once a writer has woken it.
         self._set_wake_at = set_wake_at
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="pyrstmdb-wal-flusher", daemon=True)
+        self._worker = threading.Thread(target=self._run, name="pyrstmdb-wal-flusher", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Ask the thread to finish its current round and exit; wait for it a while.
@@ -131,9 +131,9 @@ class Flusher:
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-            if self._thread.is_alive():
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join(timeout)
+            if self._worker.is_alive():
                 log.warning("WAL flusher still busy after %.1f s; closing anyway", timeout)
 
     def _run(self) -> None:

@@ -14,6 +14,7 @@ and ``CorruptionError`` (from ``open`` and reads) for damaged data.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 
@@ -26,6 +27,7 @@ from .fileio import APPEND_FLAGS, CREATE_FLAGS, READ_FLAGS, FileIO
 from .flusher import Flusher
 from .layout import DEFAULT_SEGMENT_SIZE, FIRST_SEGMENT_ID, encode_offset, segment_name
 from .model import RecoveryReport, SegmentInfo, WalEntry, WalStats
+from .offload import RoundOffload
 from .reading import plan_spans, stream_batches, stream_spans
 from .record import check_items
 from .recovery import Recovered, recover
@@ -142,8 +144,18 @@ class Wal:
         """Block until the record at ``offset`` is durable (at once unless every_write).
 
         Raises ``WalIoError`` if the fsync that should have covered it failed, or on timeout.
+        On the thread of an event loop that runs the rounds (``offload``), a round runs
+        here first: that loop cannot run one while this thread blocks.
         """
-        self._state.durability.wait(offset, timeout)
+        state = self._state
+        durability = state.durability
+        if (
+            state.kick is not None
+            and offset >= durability.end
+            and state.kick_thread == threading.get_ident()
+        ):
+            syncing.sync_round(state, background=True, force=False)
+        durability.wait(offset, timeout)
 
     def when_durable(self, offset: int, callback: Callable[[WalIoError | None], None]) -> None:
         """Call ``callback(None)`` when ``offset`` is durable or ``callback(error)`` on failure.
@@ -179,6 +191,17 @@ class Wal:
         """
         rollback.truncate_to(self._state, offset)
         self._verified_end = min(self._verified_end, self._state.head)
+
+    def offload(self) -> RoundOffload | None:
+        """A handle for running ``every_write`` rounds from an event loop (``offload``).
+
+        ``None`` unless the policy is ``every_write`` and the log does real file I/O (an
+        injected ``FileIO`` keeps every sync in the flusher thread, where it can see them).
+        """
+        state = self._state
+        if not state.policy.waits_for_disk or type(state.io) is not FileIO:
+            return None
+        return RoundOffload(state)
 
     def sync(self) -> None:
         """Fsync everything written so far, in this thread."""
@@ -325,6 +348,7 @@ class Wal:
             with state.round_lock:
                 with state.lock:
                     state.closed = True
+                    state.kick = None
                     fds = [state.fd, *(fd for _id, fd in state.unsynced_fds)]
                     state.unsynced_fds = []
                 for fd in fds:

@@ -75,6 +75,12 @@ class LogState:
     #: it works or once woken (writers notify it only then, and only once per sleep).
     flusher_wake_at: int | None = None
     failure_handler: Callable[[WalIoError], None] | None = None
+    #: While an event loop runs the every_write rounds (``offload``): called (lock held,
+    #: at most once until re-armed) when a write leaves unsynced data; returns False when
+    #: it can no longer run rounds, which hands them back to the flusher.
+    kick: Callable[[], bool] | None = None
+    kick_armed: bool = False
+    kick_thread: int = 0  # the thread that runs those rounds (its own blocking waits sync)
     counters: Counters = field(default_factory=Counters)
     lock: threading.Lock = field(default_factory=threading.Lock)
     round_lock: threading.RLock = field(default_factory=threading.RLock)

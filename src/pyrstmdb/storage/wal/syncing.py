@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,7 +37,7 @@ RETRY_DELAY: Final = 0.5
 
 
 @dataclass(slots=True)
-class _Round:
+class Round:
     """One round's snapshot: what to sync and what it will make durable."""
 
     target: int
@@ -53,7 +54,7 @@ def backlog(state: LogState) -> Backlog:
     durability = state.durability
     return Backlog(
         unsynced_records=state.next_sequence - 1 - durability.sequence,
-        unsynced=state.head > durability.end,
+        unsynced=state.head > durability.end and state.kick is None,  # else a loop syncs
         chores=bool(state.unsynced_fds) or state.dir_dirty,
         dirty_since=state.dirty_since,
         failed=durability.error is not None or state.closed,
@@ -79,8 +80,18 @@ def sync_round(state: LogState, *, background: bool, force: bool) -> None:
             finished = time.monotonic()
             state.last_round = (carried, finished - started, finished)
             return
-    # Outside the round lock, the handler may take its owner's locks and recover the log
-    # at once; the waiters hear of the failure only after it has run.
+    _report(state, error, waiters, background=background)
+    raise error
+
+
+def _report(
+    state: LogState, error: WalIoError, waiters: list[Callback], *, background: bool
+) -> None:
+    """Run the failure handler, then fail the waiters (outside the round lock).
+
+    The handler may take its owner's locks and recover the log at once; the waiters hear
+    of the failure only after it has run.
+    """
     handler = state.failure_handler
     if background and state.policy.waits_for_disk and handler is not None:
         try:
@@ -88,6 +99,54 @@ def sync_round(state: LogState, *, background: bool, force: bool) -> None:
         except Exception:
             log.exception("WAL failure handler failed")
     notify(waiters, error)
+
+
+# -- rounds whose fdatasync runs elsewhere (see ``offload``) ----------------------------
+
+
+def begin_offloaded(state: LogState, submit: Callable[[int], None]) -> Round | None:
+    """Start a round whose final ``fdatasync`` is done by ``submit(fd)``'s receiver.
+
+    Under the round lock: write the queued bytes, fsync finished segments and the
+    directory here (rare: after a rotation), then hand the active segment's descriptor to
+    ``submit`` before anyone can close it. Returns the round to pass to
+    :func:`end_offloaded` once its sync has an outcome, or ``None`` when nothing was
+    pending or the round already ended here. A failure here fails the round at once
+    (waiters, failure handler) and raises ``WalIoError``.
+    """
+    with state.round_lock:
+        plan = _plan(state, force=False)
+        if plan is None:
+            return None
+        try:
+            _run_chores(state, plan)
+            if plan.active_fd is not None:
+                submit(plan.active_fd)
+        except OSError as exc:
+            error, waiters = _failed(state, plan, exc)
+        else:
+            if plan.active_fd is not None:
+                return plan
+            _finish(state, plan)
+            return None
+    _report(state, error, waiters, background=True)
+    raise error
+
+
+def end_offloaded(state: LogState, plan: Round, failure: OSError | None) -> None:
+    """Finish a round begun by :func:`begin_offloaded` with its sync's outcome.
+
+    Raises ``WalIoError`` after failing the round's writes when ``failure`` is given.
+    """
+    with state.round_lock:
+        if state.closed:
+            return  # closing synced (or discarded) everything itself
+        if failure is None:
+            state.counters.fsyncs += 1
+            _finish(state, plan)
+            return
+        error, waiters = _failed(state, plan, failure)
+    _report(state, error, waiters, background=True)
     raise error
 
 
@@ -97,13 +156,13 @@ def fsync_directory(state: LogState) -> None:
     state.counters.fsyncs += 1
 
 
-def _plan(state: LogState, force: bool) -> _Round | None:
+def _plan(state: LogState, force: bool) -> Round | None:
     with state.lock:
         if state.closed:
             return None
         target = state.head
         unsynced = target > state.durability.end
-        plan = _Round(
+        plan = Round(
             target=target,
             sequence=state.next_sequence - 1,
             active_fd=state.fd if unsynced or force else None,
@@ -120,7 +179,15 @@ def _plan(state: LogState, force: bool) -> _Round | None:
         return plan
 
 
-def _run(state: LogState, plan: _Round) -> None:
+def _run(state: LogState, plan: Round) -> None:
+    _run_chores(state, plan)
+    if plan.active_fd is not None:
+        state.io.fdatasync(plan.active_fd)
+        state.counters.fsyncs += 1
+
+
+def _run_chores(state: LogState, plan: Round) -> None:
+    """Everything a round does before the active segment's fdatasync."""
     io = state.io
     counters = state.counters
     for fd, data in plan.writes:
@@ -131,22 +198,23 @@ def _run(state: LogState, plan: _Round) -> None:
     if plan.directory:
         io.fsync_dir(state.directory)
         counters.fsyncs += 1
-    if plan.active_fd is not None:
-        io.fdatasync(plan.active_fd)
-        counters.fsyncs += 1
 
 
-def _finish(state: LogState, plan: _Round) -> None:
+def _finish(state: LogState, plan: Round) -> None:
+    closing: list[int] = []
     with state.lock:
         for item in plan.finished:
-            state.unsynced_fds.remove(item)
+            # A round running beside an offloaded one may have synced and closed it already.
+            if item in state.unsynced_fds:
+                state.unsynced_fds.remove(item)
+                closing.append(item[1])
         state.retry_at = None
-    for _segment_id, fd in plan.finished:
+    for fd in closing:
         state.close_quietly(fd)
     state.durability.advance(plan.target, plan.sequence)
 
 
-def _failed(state: LogState, plan: _Round, exc: OSError) -> tuple[WalIoError, list[Callback]]:
+def _failed(state: LogState, plan: Round, exc: OSError) -> tuple[WalIoError, list[Callback]]:
     """Undo the round's claims; enter the failed state (every_write) or schedule a retry.
 
     Returns the error and the waiters to fail once the failure handler has run.
