@@ -25,6 +25,8 @@ from pyrstmdb.aio_rounds import LoopRounds
 from pyrstmdb.core import Core
 from pyrstmdb.engine.commands import ApplyEvent, CreateInstance, PutMachine
 from pyrstmdb.storage.disk import DiskStore
+from pyrstmdb.storage.policy import FsyncPolicy
+from pyrstmdb.storage.wal import FileIO
 from pyrstmdb.storage.wal.fsync_helper import FsyncHelper, HelperGone
 from pyrstmdb.storage.wal.offload import RoundOffload
 
@@ -280,7 +282,41 @@ def test_writes_from_other_threads_are_synced_by_the_loop_and_by_the_flusher_aft
     assert _counts(path, 2) == {"c0": 7, "c1": 20}
 
 
+class _InjectedIO(FileIO):
+    """Stands for a fault-injecting disk: a FileIO subclass."""
+
+
 def _offload(core: Core) -> RoundOffload:
     offload = core.fsync_offload()
     assert offload is not None
     return offload
+
+
+def test_rounds_are_offloaded_only_for_real_files_under_every_write_and_to_one_owner(
+    tmp_path: Path,
+) -> None:
+    policy = FsyncPolicy.from_env("every_n:4")
+    lax = Core(DiskStore.open(str(tmp_path / "lax"), policy=policy), clock=lambda: 0)
+    injected = Core(DiskStore.open(str(tmp_path / "inj"), fileio=_InjectedIO()), clock=lambda: 0)
+    assert lax.fsync_offload() is None
+    assert injected.fsync_offload() is None  # an injected FileIO must see every sync
+    lax.close()
+    injected.close()
+    core = _prepared(tmp_path / "db", 1)
+    offload = _offload(core)
+
+    def first() -> bool:
+        return True
+
+    def second() -> bool:
+        return True
+
+    assert offload.attach(first)
+    assert not _offload(core).attach(second)
+    offload.detach(second)  # not the owner: no effect
+    assert not offload.attach(second)
+    offload.detach(first)
+    assert offload.attach(second)
+    offload.detach(second)
+    core.close()
+    assert not offload.attach(first)  # closed
