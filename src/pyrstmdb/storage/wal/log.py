@@ -152,6 +152,7 @@ class Wal:
         if (
             state.kick is not None
             and offset >= durability.end
+            and durability.error is None
             and state.kick_thread == threading.get_ident()
         ):
             syncing.sync_round(state, background=True, force=False)

@@ -142,6 +142,7 @@ def _rewind(state: LogState, next_sequence: int) -> None:
         state.head = state.active_head()
         state.next_sequence = next_sequence
         state.dirty_since = None
+        state.rewinds += 1
 
 
 def _drop_newest(state: LogState) -> None:

@@ -80,6 +80,7 @@ class LogState:
     #: it can no longer run rounds, which hands them back to the flusher.
     kick: Callable[[], bool] | None = None
     kick_armed: bool = False
+    rewinds: int = 0  # how many times the head was moved back (records discarded)
     kick_thread: int = 0  # the thread that runs those rounds (its own blocking waits sync)
     counters: Counters = field(default_factory=Counters)
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -47,6 +47,7 @@ class Round:
     directory: bool
     dirty_since: float | None
     writes: list[tuple[int, bytearray]]
+    rewinds: int = 0  # the log's cut-back count when planned
 
 
 def backlog(state: LogState) -> Backlog:
@@ -115,6 +116,8 @@ def begin_offloaded(state: LogState, submit: Callable[[int], None]) -> Round | N
     (waiters, failure handler) and raises ``WalIoError``.
     """
     with state.round_lock:
+        if state.durability.error is not None:
+            return None  # failed: nothing is declared durable until the log is recovered
         plan = _plan(state, force=False)
         if plan is None:
             return None
@@ -143,7 +146,8 @@ def end_offloaded(state: LogState, plan: Round, failure: OSError | None) -> None
             return  # closing synced (or discarded) everything itself
         if failure is None:
             state.counters.fsyncs += 1
-            _finish(state, plan)
+            if plan.rewinds == state.rewinds:  # else the log was cut back meanwhile: what
+                _finish(state, plan)  # survived was durable already, the rest is gone
             return
         error, waiters = _failed(state, plan, failure)
     _report(state, error, waiters, background=True)
@@ -170,6 +174,7 @@ def _plan(state: LogState, force: bool) -> Round | None:
             directory=state.dir_dirty,
             dirty_since=state.dirty_since,
             writes=state.pending,
+            rewinds=state.rewinds,
         )
         if plan.active_fd is None and not plan.finished and not plan.directory:
             return None
