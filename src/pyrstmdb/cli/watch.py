@@ -22,6 +22,9 @@ from pyrstmdb.cli import render
 from pyrstmdb.cli.context import Context
 from pyrstmdb.client import ClientConnectionError, Notice, Subscription
 
+#: Seconds Ctrl+C waits for the server to confirm the UNWATCH before exiting anyway.
+UNWATCH_TIMEOUT = 2.0
+
 
 def _status(ctx: Context, text: str) -> None:
     print(text, file=ctx.err, flush=True)
@@ -42,7 +45,9 @@ def _stream(ctx: Context, sub: Subscription) -> None:
     except KeyboardInterrupt:
         _status(ctx, ctx.style.dim("Stopping watch..."))
         with contextlib.suppress(ClientConnectionError, OSError):
-            sub.unwatch()
+            # Ctrl+C must not hang on a slow server: closing the connection drops the
+            # subscription anyway.
+            sub.unwatch(timeout=UNWATCH_TIMEOUT)
         return
     except ClientConnectionError:
         pass

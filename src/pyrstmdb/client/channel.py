@@ -223,14 +223,17 @@ class Channel:
         for sub in active:
             sub.stop(error)
 
-    async def unwatch(self, sub: AsyncSubscription) -> bool:
+    async def unwatch(self, sub: AsyncSubscription, timeout: float | None = None) -> bool:
+        """Stop ``sub``; ask the server to drop it, waiting at most ``timeout`` seconds
+        (default: the request timeout). True if the server confirmed."""
         self._drop(sub)
         removed = False
         link = self._link
         if link is not None and link.alive and sub.subscription_id is not None and sub.active:
             params = {"subscription_id": sub.subscription_id}
+            wait = self.options.request_timeout if timeout is None else timeout
             with contextlib.suppress(LinkLost, RstmdbError, ClientConnectionError):
-                result = await link.request(Operation.UNWATCH, params, self.options.request_timeout)
+                result = await link.request(Operation.UNWATCH, params, wait)
                 removed = bool(result.get("removed"))
         sub.stop()
         return removed

@@ -105,9 +105,10 @@ class AsyncSubscription:
         async with asyncio.timeout(timeout):
             return await self.__anext__()
 
-    async def unwatch(self) -> bool:
-        """Cancel the subscription; True if the server removed it."""
-        return await self._channel.unwatch(self)
+    async def unwatch(self, timeout: float | None = None) -> bool:
+        """Cancel the subscription; True if the server removed it (confirmed within
+        ``timeout`` seconds, default: the client's request timeout)."""
+        return await self._channel.unwatch(self, timeout)
 
     @property
     def active(self) -> bool:

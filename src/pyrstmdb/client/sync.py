@@ -202,9 +202,10 @@ class Subscription:
         except StopAsyncIteration:
             raise StopIteration from None
 
-    def unwatch(self) -> bool:
-        """Cancel the subscription; True if the server removed it."""
-        return self._thread.run(self._inner.unwatch())
+    def unwatch(self, timeout: float | None = None) -> bool:
+        """Cancel the subscription; True if the server removed it (confirmed within
+        ``timeout`` seconds, default: the client's request timeout)."""
+        return self._thread.run(self._inner.unwatch(timeout))
 
     def __enter__(self) -> Self:
         return self

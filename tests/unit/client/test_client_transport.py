@@ -294,6 +294,30 @@ def test_events_are_typed_and_duplicates_dropped(kind: str, stub: StubServer) ->
     assert script.watches[0] == {"machines": ["m"], "include_ctx": True}
 
 
+class SilentUnwatch(WatchScript):
+    """Never answers UNWATCH."""
+
+    def __call__(self, conn: StubConnection, request: Request) -> None:
+        if request.op != "UNWATCH":
+            super().__call__(conn, request)
+
+
+def test_unwatch_waits_at_most_its_timeout_and_still_ends_the_stream(
+    kind: str, stub: StubServer
+) -> None:
+    stub.handler = SilentUnwatch()
+    client = open_client(kind, stub.address)
+    try:
+        sub = client.watch_all(machines=["m"])
+        started = time.monotonic()
+        assert sub.unwatch(timeout=0.3) is False  # not confirmed
+        assert 0.25 < time.monotonic() - started < 3
+        assert list(sub) == []
+        assert "UNWATCH" in stub.ops()
+    finally:
+        client.close()
+
+
 def test_notices_reach_the_callback_or_become_warnings(kind: str, stub: StubServer) -> None:
     notice = {"type": "notice", "code": "HISTORY_LOST", "lost_from": 100, "resumed_at": 300}
     script = WatchScript()
