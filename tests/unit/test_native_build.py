@@ -20,7 +20,3 @@ def test_every_listed_module_is_compiled_unless_pure_python_was_requested() -> N
         # An extension that failed to compile would silently leave its .py in place.
         assert compiled == list(_native.NATIVE_MODULES)
         assert _native.describe().startswith(f"{len(compiled)}/{len(compiled)} ")
-
-
-def test_nothing_compiled_is_older_than_its_source() -> None:
-    assert _native.stale_modules() == []

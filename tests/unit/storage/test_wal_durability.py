@@ -6,11 +6,10 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from wal_testkit import FaultyIO, payload, seg_path
+from wal_testkit import FaultyIO, eventually, payload, seg_path
 
 from pyrstmdb.errors import WalIoError
 from pyrstmdb.storage.policy import FsyncPolicy
@@ -42,15 +41,6 @@ class BlockingSyncIO(FaultyIO):
     def fdatasync(self, fd: int) -> None:
         self.gate.wait(10)
         super().fdatasync(fd)
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.002)
-    return check()
 
 
 def _record_end(log: Wal, off: int) -> tuple[Path, int]:
@@ -122,7 +112,7 @@ def test_durable_listener_sees_every_advance_in_order(tmp_path: Path) -> None:
         log.add_durable_listener(seen.append)
         offsets = [log.append([(3, payload(i))])[0] for i in range(30)]
         log.wait_durable(offsets[-1])
-        assert _eventually(lambda: bool(seen) and seen[-1] == log.head)
+        assert eventually(lambda: bool(seen) and seen[-1] == log.head)
     assert seen == sorted(seen) and len(set(seen)) == len(seen)
     assert seen[-1] > offsets[-1]
 
@@ -181,7 +171,7 @@ def test_every_n_syncs_once_n_records_are_unsynced(tmp_path: Path) -> None:
         assert io.data_syncs() == baseline
         assert log.durable_end <= offsets[0]
         offsets += log.append([(3, payload(4))])
-        assert _eventually(lambda: log.durable_end > offsets[-1])
+        assert eventually(lambda: log.durable_end > offsets[-1])
         assert io.synced_size(seg_path(tmp_path, 1)) >= offset_position(offsets[-1])
         assert io.data_syncs() == baseline + 1
 
@@ -194,7 +184,7 @@ def test_every_ms_really_syncs_within_the_interval(tmp_path: Path) -> None:
         for _ in range(3):
             start = time.monotonic()
             (off,) = log.append([(3, b"tick")])
-            assert _eventually(lambda off=off: log.durable_end > off, timeout=5)  # type: ignore[misc]
+            assert eventually(lambda off=off: log.durable_end > off, timeout=5)  # type: ignore[misc]
             elapsed = time.monotonic() - start
             assert elapsed < interval + 0.5  # generous: the machine is noisy
             path, end = _record_end(log, off)

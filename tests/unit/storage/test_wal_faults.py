@@ -6,11 +6,10 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from wal_testkit import FaultyIO, payload, seg_path
+from wal_testkit import FaultyIO, eventually, payload, seg_path
 
 from pyrstmdb.errors import WalIoError
 from pyrstmdb.storage.policy import FsyncPolicy
@@ -18,15 +17,6 @@ from pyrstmdb.storage.wal import Wal
 
 #: A policy whose appends write at once (every_write queues them for the next fsync round).
 WRITES_AT_ONCE = FsyncPolicy("every_n", 1000)
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.002)
-    return check()
 
 
 def _state(log: Wal) -> tuple[int, int, int, list[tuple[int, int]]]:
@@ -115,7 +105,7 @@ def test_failed_fsync_fails_waiters_and_recovery_truncates(tmp_path: Path, err: 
         offsets = log.append([(3, payload(1)), (3, payload(2))])
         with pytest.raises(WalIoError):
             log.wait_durable(offsets[1], timeout=5)
-        assert _eventually(lambda: len(handler_calls) == 1)
+        assert eventually(lambda: len(handler_calls) == 1)
         callback_result: list[WalIoError | None] = []
         log.when_durable(offsets[0], callback_result.append)
         assert isinstance(callback_result[0], WalIoError)
@@ -247,8 +237,8 @@ def test_background_fsync_failure_under_lax_policy_is_retried(
     with Wal.open(tmp_path, fileio=io, policy=FsyncPolicy("every_n", 1)) as log:
         io.arm("fdatasync", errno.EIO)
         (off,) = log.append([(3, payload(0))])
-        assert _eventually(lambda: io.calls.get("fdatasync", 0) >= 2, timeout=5)
-        assert _eventually(lambda: log.durable_end > off, timeout=5)
+        assert eventually(lambda: io.calls.get("fdatasync", 0) >= 2, timeout=5)
+        assert eventually(lambda: log.durable_end > off, timeout=5)
         log.append([(3, payload(1))])  # appends kept working throughout
     assert any("will retry" in r.getMessage() for r in caplog.records)
 
@@ -319,7 +309,7 @@ def test_callbacks_and_listeners_may_call_back_into_the_log(tmp_path: Path) -> N
         (off,) = log.append([(3, b"a")])
         log.when_durable(off, lambda err: (calls.append(err), log.stats()))
         log.wait_durable(off, timeout=5)
-        assert _eventually(lambda: calls == [None])
+        assert eventually(lambda: calls == [None])
         log.wait_durable(log.append([(3, b"b")])[0], timeout=5)
         assert seen and seen == sorted(seen)
 
@@ -394,7 +384,7 @@ def test_failed_queued_write_fails_the_round_like_a_failed_fsync(tmp_path: Path,
         (lost,) = log.append([(3, payload(1))])  # queued: the append itself succeeds
         with pytest.raises(WalIoError):
             log.wait_durable(lost, timeout=5)
-        assert _eventually(lambda: len(handler_calls) == 1)
+        assert eventually(lambda: len(handler_calls) == 1)
         assert log.durable_end == durable
         log.recover_after_failure()
         assert seg_path(tmp_path, 1).stat().st_size == durable - (1 << 40)

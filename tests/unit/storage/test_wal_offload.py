@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from wal_testkit import FaultyIO, payload
+from wal_testkit import FaultyIO, eventually, payload
 
 from pyrstmdb.errors import WalIoError
 from pyrstmdb.storage.wal import Wal
@@ -22,15 +22,6 @@ from pyrstmdb.storage.wal.offload import RoundOffload
 
 def _offload(log: Wal) -> RoundOffload:
     return RoundOffload(log._state)  # the faulty disk keeps Wal.offload() from offering one
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.005)
-    return check()
 
 
 def _owner(offload: RoundOffload) -> Callable[[], bool]:
@@ -113,4 +104,4 @@ def test_detach_hands_unsynced_data_back_to_the_flusher(tmp_path: Path) -> None:
         time.sleep(0.05)
         assert log.durable_end <= offset
         offload.detach(kick)
-        assert _eventually(lambda: log.durable_end > offset)
+        assert eventually(lambda: log.durable_end > offset)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,3 +160,13 @@ def payload(i: int, size: int = 40) -> bytes:
     head = b'{"i":%d,"pad":"' % i
     tail = b'"}'
     return head + b"x" * max(0, size - len(head) - len(tail)) + tail
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``check`` until it holds or ``timeout`` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.002)
+    return check()

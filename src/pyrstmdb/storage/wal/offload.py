@@ -55,7 +55,7 @@ class RoundOffload:
         state = self._state
         with state.lock:
             state.kick_armed = True
-            return bool(state.pending) or state.head > state.durability.end
+            return state.head > state.durability.end  # queued bytes moved the head too
 
     def begin(self, submit: Callable[[int], None]) -> Round | None:
         """Start a round (see ``syncing.begin_offloaded``); raises ``WalIoError`` if it failed."""
