@@ -22,6 +22,7 @@ nothing is ever written outside the destination. Raises :class:`ArchiveError`
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -156,6 +157,8 @@ class ArchiveWriter:
     """Builds an archive in ``path + ".tmp"``; :meth:`finish` puts it in place."""
 
     def __init__(self, path: str) -> None:
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
         self.path = path
         self.tmp_path = f"{path}.tmp"
         self._file = open(self.tmp_path, "wb")  # noqa: SIM115 - closed by finish/abort

@@ -9,6 +9,7 @@ and damaged archives with one line.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import tarfile
@@ -22,6 +23,7 @@ from typing import Any
 from server_harness import ServerProcess, clean_env, run_rstmdb
 
 from pyrstmdb.client import Client
+from pyrstmdb.errors import Conflict
 
 CLI = Path(sys.executable).parent / "rstmdb-cli"
 MACHINE = {
@@ -300,3 +302,43 @@ def test_restore_refuses_a_damaged_archive(rstmdb_server: StartServer, tmp_path:
     good = run_rstmdb(["restore", str(archive), "--data-dir", str(tmp_path / "fine")])
     assert good.returncode == 0, good.stderr
     assert "state: 1 machines, 500 instances" in good.stdout
+
+
+def test_interrupted_cli_backup_leaves_no_file_and_unpauses_compaction(
+    rstmdb_server: StartServer, tmp_path: Path
+) -> None:
+    server = rstmdb_server(env=SMALL_SEGMENTS)
+    with Client(server.address) as client:
+        client.put_machine("job", 1, MACHINE)
+        preload(client, "a", 100)  # about 16 MB: several chunks
+    archive = tmp_path / "b.tar"
+    archive.write_bytes(b"the previous backup")
+    tmp_file = Path(f"{archive}.tmp")
+    proc = subprocess.Popen(
+        [str(CLI), "-s", server.address, "backup", str(archive)],
+        env=clean_env({"NO_COLOR": "1"}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 30
+    while not tmp_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err
+    assert archive.read_bytes() == b"the previous backup"
+    assert not tmp_file.exists()
+    with Client(server.address) as client:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert client.compact(True).segments_deleted >= 1
+                break
+            except Conflict:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
