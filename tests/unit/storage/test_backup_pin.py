@@ -134,3 +134,13 @@ def test_backup_set_is_closed_for_good_when_its_client_leaves() -> None:
     assert pins.close() == [pin]
     assert len(pins) == 0
     assert pins.add(Pin("b-3", 0, 1 << 40, None, ())) is False
+
+
+def test_pin_under_a_lax_policy_covers_everything_written(tmp_path: Path) -> None:
+    with Database(tmp_path / "lax", fsync_policy="never") as lax:
+        lax.put_machine("m", 1, MACHINE)
+        _fill(lax, "a", 20)
+        pin = _pin(lax)
+        assert pin.end_offset == lax.wal_stats().latest_offset
+        assert pin.checkpoint_offset is None and pin.files[0].name == f"wal/{segment_name(1)}"
+        lax.core.resume_compaction()
