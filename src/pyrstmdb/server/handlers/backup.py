@@ -40,9 +40,12 @@ def backup_begin(ctx: Context, params: Params) -> Reply:
     answer: asyncio.Future[Result] = ctx.loop.create_future()
 
     def hold(done: asyncio.Future[Pin]) -> None:
-        error = None if done.cancelled() else done.exception()
-        if done.cancelled() or error is not None:
-            answer.set_exception(error or asyncio.CancelledError())
+        if done.cancelled():
+            answer.cancel()
+            return
+        error = done.exception()
+        if error is not None:
+            answer.set_exception(error)
             return
         pin = done.result()
         answer.set_result(pin.to_dict())
