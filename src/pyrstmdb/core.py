@@ -33,7 +33,7 @@ import uuid
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from pyrstmdb.engine import machine
 from pyrstmdb.engine.commands import (
@@ -71,9 +71,11 @@ from pyrstmdb.results import (
     WalStatsResult,
     WriteResult,
 )
+from pyrstmdb.storage.backup import CompactionPaused
 from pyrstmdb.storage.store import CheckpointData, Logged, Store
 from pyrstmdb.storage.wal.offload import RoundOffload
 
+T = TypeVar("T")
 log = logging.getLogger("pyrstmdb.database")
 
 Published = tuple[int, Record]
@@ -128,6 +130,8 @@ class Core:
         self._discarded: deque[tuple[int, int, WalIoError]] = deque(maxlen=DISCARDED_KEPT)
         self._watchers: tuple[VisibilityWatcher, ...] = ()
         self._maintenance = threading.Lock()  # compaction, snapshots and flush, one at a time
+        self._pause_lock = threading.Lock()
+        self._compaction_pauses = 0  # backups in progress: no compaction or FLUSH_ALL meanwhile
         self.state = self._load()
         self._published_end = store.visible_end  # everything below was visible at open
         if self._waits:
@@ -413,6 +417,7 @@ class Core:
 
     def flush_all(self) -> FlushAllResult:
         with self._maintenance:
+            self._refuse_while_paused("FLUSH_ALL")
             self._sync()
             return self._flush_locked()
 
@@ -515,12 +520,43 @@ class Core:
 
     def compact(self, force_snapshot: bool) -> CompactResult:
         with self._maintenance:
+            self._refuse_while_paused("compaction")
             rollbacks = self._rollbacks
             data = self.checkpoint_data()
             self._sync()
             if rollbacks != self._rollbacks or self._store.visible_end < data.offset:
                 raise WalIoError("compaction aborted: the log was rolled back while it ran")
             return self._store.compact(data, force_snapshot)
+
+    def pause_compaction(self, pin: Callable[[], T]) -> T:
+        """Make everything written durable, then call ``pin`` with no compaction or
+        FLUSH_ALL running, and refuse both (``CompactionPaused``) until a matching
+        :meth:`resume_compaction`. Files the log holds are then only appended to."""
+        with self._maintenance:
+            self._sync()
+            pinned = pin()
+            with self._pause_lock:
+                self._compaction_pauses += 1
+            return pinned
+
+    def resume_compaction(self) -> None:
+        """Undo one :meth:`pause_compaction` (never blocks)."""
+        with self._pause_lock:
+            if self._compaction_pauses > 0:
+                self._compaction_pauses -= 1
+
+    @property
+    def compaction_paused(self) -> bool:
+        return self._compaction_pauses > 0
+
+    def _refuse_while_paused(self, what: str) -> None:
+        with self._pause_lock:
+            pauses = self._compaction_pauses
+        if pauses:
+            raise CompactionPaused(
+                f"{what} is paused while a backup is in progress; retry once it has ended",
+                {"backups": pauses},
+            )
 
     def snapshot_instance(self, instance_id: str) -> SnapshotResult:
         instance = self.live_instance(instance_id)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from pyrstmdb.cli import handlers, watch
+from pyrstmdb.cli import backup, handlers, watch
 from pyrstmdb.cli.context import Context, Output, UsageError, comma_list, uint
 
 Handler = Callable[[Context], Output | None]
@@ -203,6 +203,13 @@ COMMANDS: tuple[Command, ...] = (
         usage="compact [-f]",
     ),
     Command("flush-all", "Remove everything (if allowed)", handlers.flush_all, usage="flush-all"),
+    Command(
+        "backup",
+        "Write a consistent backup of the server to FILE",
+        backup.backup,
+        (arg("file", metavar="FILE", help="archive to write (replaced only once complete)"),),
+        usage="backup FILE",
+    ),
     Command(
         "hash-token",
         "Print the SHA-256 hash of a token (offline)",

@@ -13,9 +13,12 @@ when a result cannot be parsed.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from crc32c import crc32c
 
 from pyrstmdb.client.plans import (
     Call,
@@ -48,7 +51,16 @@ from pyrstmdb.results import (
 
 JsonObject = dict[str, Any]
 
-__all__ = ["Commands", "ProtocolViolation", "ServerInfo", "UnwatchResult", "latest_version"]
+__all__ = [
+    "BackupChunk",
+    "BackupFile",
+    "BackupManifest",
+    "Commands",
+    "ProtocolViolation",
+    "ServerInfo",
+    "UnwatchResult",
+    "latest_version",
+]
 
 
 @dataclass(slots=True)
@@ -90,6 +102,63 @@ class UnwatchResult:
     @classmethod
     def from_dict(cls, obj: JsonObject) -> UnwatchResult:
         return cls(str(obj["subscription_id"]), bool(obj["removed"]))
+
+
+@dataclass(frozen=True, slots=True)
+class BackupFile:
+    """One file of a backup: its name inside the data directory and its pinned size."""
+
+    name: str
+    size: int
+
+
+@dataclass(slots=True)
+class BackupManifest:
+    """The BACKUP_BEGIN result: what the backup holds."""
+
+    backup_id: str
+    created_at: int
+    end_offset: int
+    checkpoint_offset: int | None
+    files: list[BackupFile]
+    chunk_bytes: int
+    raw: JsonObject = field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @classmethod
+    def from_dict(cls, obj: JsonObject) -> BackupManifest:
+        checkpoint = obj.get("checkpoint_offset")
+        return cls(
+            str(obj["backup_id"]),
+            int(obj["created_at"]),
+            int(obj["end_offset"]),
+            None if checkpoint is None else int(checkpoint),
+            [BackupFile(str(f["name"]), int(f["size"])) for f in obj["files"]],
+            int(obj["chunk_bytes"]),
+            dict(obj),
+        )
+
+    def to_dict(self) -> JsonObject:
+        return dict(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class BackupChunk:
+    """Bytes of one backup file from ``offset`` (their CRC-32C checked on arrival)."""
+
+    file: str
+    offset: int
+    data: bytes
+
+    @classmethod
+    def from_dict(cls, obj: JsonObject) -> BackupChunk:
+        data = base64.b64decode(str(obj["data"]), validate=True)
+        if len(data) != int(obj["length"]) or crc32c(data) != int(obj["crc32c"]):
+            raise ValueError(f"backup chunk of {obj['file']} at {obj['offset']} is damaged")
+        return cls(str(obj["file"]), int(obj["offset"]), data)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -266,6 +335,27 @@ class Commands:
     def flush_all(self) -> Plan[FlushAllResult]:
         """Remove everything (the server must allow it: ``storage.allow_flush_all``)."""
         return FlushAllResult.from_dict((yield Call(Operation.FLUSH_ALL, {})))
+
+    @command
+    def backup_begin(self) -> Plan[BackupManifest]:
+        """Start a backup: pins the newest checkpoint and the log up to its durable end
+        and pauses compaction until :meth:`backup_end` or until this connection closes."""
+        return BackupManifest.from_dict((yield Call(Operation.BACKUP_BEGIN, {})))
+
+    @command
+    def backup_read(
+        self, backup_id: str, file: str, offset: int, length: int | None = None
+    ) -> Plan[BackupChunk]:
+        """Bytes of one backup file from ``offset`` (at most the manifest's ``chunk_bytes``;
+        fewer only at the end of the file)."""
+        params = _params(backup_id=backup_id, file=file, offset=offset, length=length)
+        return BackupChunk.from_dict((yield Call(Operation.BACKUP_READ, params)))
+
+    @command
+    def backup_end(self, backup_id: str) -> Plan[bool]:
+        """End a backup (compaction resumes); False if this connection did not hold it."""
+        result = yield Call(Operation.BACKUP_END, {"backup_id": backup_id})
+        return bool(result["ended"])
 
     @command
     def unwatch(self, subscription_id: str) -> Plan[UnwatchResult]:

@@ -29,6 +29,7 @@ from pyrstmdb.protocol.frame import (
     split_frame,
 )
 from pyrstmdb.protocol.messages import (
+    EXTENSION_OPERATIONS,
     Event,
     InvalidMessage,
     Notice,
@@ -44,6 +45,7 @@ from pyrstmdb.protocol.messages import (
 )
 
 __all__ = [
+    "EXTENSION_OPERATIONS",
     "FLAG_CRC_PRESENT",
     "FLAG_MASK",
     "HEADER",

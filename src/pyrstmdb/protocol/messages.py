@@ -52,9 +52,18 @@ class Operation(StrEnum):
     WATCH_INSTANCE = "WATCH_INSTANCE"
     WATCH_ALL = "WATCH_ALL"
     UNWATCH = "UNWATCH"
+    # Extensions of this server (official clients never send them): streaming a backup.
+    BACKUP_BEGIN = "BACKUP_BEGIN"
+    BACKUP_READ = "BACKUP_READ"
+    BACKUP_END = "BACKUP_END"
 
 
 _OPERATIONS: dict[str, Operation] = {op.value: op for op in Operation}
+
+#: Operations of this server beyond the RCP set the official client knows.
+EXTENSION_OPERATIONS: frozenset[Operation] = frozenset(
+    {Operation.BACKUP_BEGIN, Operation.BACKUP_READ, Operation.BACKUP_END}
+)
 
 
 @dataclass(frozen=True, slots=True)

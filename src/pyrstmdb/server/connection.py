@@ -19,7 +19,7 @@ Closing: a framing fault (bad magic, version, flags, size, CRC) logs why,
 stops reading, answers what came before it and closes; BYE closes after its
 response; shutdown stops reading, answers what is in flight, then closes; the
 idle timeout closes, or aborts if the peer has not read what was already
-written. Closing removes the connection's subscriptions. Raises nothing to the
+written. Closing removes the connection's subscriptions and ends its backups. Raises nothing to the
 loop.
 """
 
@@ -157,6 +157,8 @@ class Connection(asyncio.Protocol):
         self._shared.registry.remove(self)
         if self._shared.hub is not None:
             self._shared.hub.drop(self)
+        if self._ctx is not None:
+            self._ctx.release()
         log.debug("connection from %s closed", self.peer)
 
     def pause_writing(self) -> None:

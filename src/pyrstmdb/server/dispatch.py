@@ -31,7 +31,7 @@ from pyrstmdb.protocol import (
     invalid_message_response,
     ok_response,
 )
-from pyrstmdb.server.handlers import instances, machines, storage, system, watch
+from pyrstmdb.server.handlers import backup, instances, machines, storage, system, watch
 from pyrstmdb.server.handlers.base import Answer, Context, Handler
 from pyrstmdb.server.metrics import ServerMetrics
 
@@ -43,6 +43,7 @@ HANDLERS: dict[Operation, Handler] = {
     **instances.HANDLERS,
     **storage.HANDLERS,
     **watch.HANDLERS,
+    **backup.HANDLERS,
 }
 assert set(HANDLERS) == set(Operation), "every operation needs a handler"
 

@@ -4,6 +4,7 @@
 
     rstmdb [--config PATH] [--bind HOST:PORT] [--data-dir DIR]
     rstmdb check [--data-dir DIR] [--repair]
+    rstmdb restore FILE [--data-dir DIR]
 
 Configuration: defaults < YAML file (``--config`` or ``RSTMDB_CONFIG``) <
 ``RSTMDB_*`` environment < flags. Once listening, the server prints one line
@@ -14,7 +15,8 @@ down gracefully and the exit status is 0.
 Every startup failure (bad configuration, data that cannot be opened, an
 address in use, an unreadable certificate) prints one line
 ``rstmdb: <what failed>`` to standard error and exits non-zero, without a
-traceback. ``check`` runs the offline data-directory checker.
+traceback. ``check`` runs the offline data-directory checker, ``restore`` turns a backup archive
+into a new data directory (:mod:`pyrstmdb.server.restore`).
 """
 
 from __future__ import annotations
@@ -47,10 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="YAML configuration file")
     parser.add_argument("--bind", metavar="HOST:PORT", help="address to listen on")
     parser.add_argument("--data-dir", metavar="DIR", help="data directory")
-    commands = parser.add_subparsers(dest="command", metavar="{check}")
+    commands = parser.add_subparsers(dest="command", metavar="{check,restore}")
     check = commands.add_parser("check", help="check the data directory offline")
     check.add_argument("--data-dir", dest="check_data_dir", metavar="DIR")
     check.add_argument("--repair", action="store_true", help="cut a torn tail of the log")
+    restore = commands.add_parser("restore", help="restore a backup into an empty data directory")
+    restore.add_argument("archive", metavar="FILE", help="archive written by rstmdb-cli backup")
+    restore.add_argument("--data-dir", dest="restore_data_dir", metavar="DIR")
     return parser
 
 
@@ -72,6 +77,16 @@ def _check(args: argparse.Namespace) -> int:
     from pyrstmdb.storage.check import run_check
 
     return run_check(config.storage.data_dir, args.repair, sys.stdout)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args, args.restore_data_dir or args.data_dir)
+    except ConfigError as exc:
+        return _fail(f"configuration error: {exc}", EXIT_CONFIG)
+    from pyrstmdb.server.restore import run_restore
+
+    return run_restore(args.archive, config.storage.data_dir, sys.stdout, sys.stderr)
 
 
 def _open(config: Config) -> Database:
@@ -125,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args)
+        if args.command == "restore":
+            return _restore(args)
         return _serve(args)
     except KeyboardInterrupt:
         return 130

@@ -5,7 +5,8 @@ since the last run (opening counts as a run) and either at least
 ``events_threshold`` records were appended since then (⚑W5: really counted) or
 the WAL's real size on disk reached ``size_threshold_mb`` (⚑W4). A threshold
 of 0 disables that trigger. A run is ``COMPACT`` with ``force_snapshot``:
-checkpoint the whole state, then delete the segments it covers.
+checkpoint the whole state, then delete the segments it covers. While a backup
+is in progress a due run is deferred to the next check.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pyrstmdb.config import CompactionConfig
 from pyrstmdb.errors import RstmdbError
 from pyrstmdb.results import CompactResult, WalStatsResult
+from pyrstmdb.storage.backup import CompactionPaused
 
 log = logging.getLogger("pyrstmdb.compaction")
 
@@ -95,7 +97,11 @@ class AutoCompactor:
         )
         if not is_due(self._policy, progress):
             return False
-        result = self._compact()
+        try:
+            result = self._compact()
+        except CompactionPaused:
+            log.info("automatic compaction deferred: a backup is in progress")
+            return False
         self._last_run = self._clock()
         self._records_at_last_run = self._stats().entry_count
         self.runs += 1

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
+from crc32c import crc32c
 
 from pyrstmdb.client import Event, Notice, ServerInfo
-from pyrstmdb.client.api import Commands
+from pyrstmdb.client.api import BackupChunk, BackupFile, Commands
 from pyrstmdb.client.plans import Call, Plan, SyncRunner
 from pyrstmdb.results import (
     ApplyEventResult,
@@ -204,3 +206,40 @@ def test_clients_have_the_embedded_signatures(name: str) -> None:
     assert params(plan)[1:] == embedded
     for cls in (Client, AsyncClient):
         assert getattr(cls, name)._plan is plan
+
+
+def test_backup_ops_build_their_requests_and_check_each_chunk() -> None:
+    begun = {
+        "backup_id": "b",
+        "created_at": 1,
+        "end_offset": 1 << 40,
+        "checkpoint_offset": None,
+        "files": [{"name": "wal/0000000000000001.wal", "size": 3}],
+        "total_bytes": 3,
+        "chunk_bytes": 4,
+    }
+    data = b"abc"
+    chunk = {
+        "file": "wal/0000000000000001.wal",
+        "offset": 0,
+        "length": 3,
+        "crc32c": crc32c(data),
+        "data": base64.b64encode(data).decode(),
+    }
+    runner = Scripted(begun, chunk, {"backup_id": "b", "ended": True})
+    manifest = runner.backup_begin()
+    assert manifest.files == [BackupFile("wal/0000000000000001.wal", 3)]
+    assert manifest.total_bytes == 3 and manifest.to_dict() == begun
+    read = runner.backup_read("b", "wal/0000000000000001.wal", 0, 4)
+    assert read == BackupChunk("wal/0000000000000001.wal", 0, data)
+    assert runner.backup_end("b") is True
+    assert [c.op for c in runner.calls] == ["BACKUP_BEGIN", "BACKUP_READ", "BACKUP_END"]
+    assert runner.calls[1].params == {
+        "backup_id": "b",
+        "file": "wal/0000000000000001.wal",
+        "offset": 0,
+        "length": 4,
+    }
+    assert not any(c.safe for c in runner.calls)
+    with pytest.raises(ValueError, match="damaged"):
+        BackupChunk.from_dict({**chunk, "crc32c": chunk["crc32c"] ^ 1})

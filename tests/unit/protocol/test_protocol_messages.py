@@ -11,6 +11,7 @@ from rstmdb.models import Request as ClientRequest
 from rstmdb.models import Response as ClientResponse
 
 from pyrstmdb.protocol import (
+    EXTENSION_OPERATIONS,
     Event,
     InvalidMessage,
     Operation,
@@ -30,8 +31,14 @@ def dumps(obj: Any) -> bytes:
 
 
 def test_operations_match_the_official_client() -> None:
-    assert {op.value for op in Operation} == {op.value for op in ClientOperation}
-    assert len(Operation) == 22
+    official = {op.value for op in Operation if op not in EXTENSION_OPERATIONS}
+    assert official == {op.value for op in ClientOperation}
+    assert len(official) == 22
+    assert {op.value for op in EXTENSION_OPERATIONS} == {
+        "BACKUP_BEGIN",
+        "BACKUP_READ",
+        "BACKUP_END",
+    }
     assert Operation.APPLY_EVENT == "APPLY_EVENT"
 
 

@@ -1,22 +1,27 @@
 """What every handler receives and may return.
 
 :class:`Context` is built once per connection: the shared ``Core``, the
-durability waiter, the session, the server-wide settings, and the connection
-itself as the subscription sink. :class:`Answer` is a result that is not ready
-yet (or needs an action after it is written). :func:`durable` and
+durability waiter, the session, the server-wide settings, the connection
+itself as the subscription sink, and the backups the connection holds.
+:class:`Answer` is a result that is not ready yet (or needs an action after
+it is written). :func:`durable` and
 :func:`in_thread` build the two common kinds. Raises nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.core import Core
 from pyrstmdb.server.session import Session
+from pyrstmdb.storage.backup import BackupSet
+
+log = logging.getLogger("pyrstmdb.server.backup")
 
 Params = dict[str, Any]
 Result = dict[str, Any]
@@ -81,6 +86,13 @@ class Context:
     loop: asyncio.AbstractEventLoop
     hub: Subscriptions | None
     conn: Peer
+    backups: BackupSet = field(default_factory=BackupSet)
+
+    def release(self) -> None:
+        """The connection is gone: end the backups it still held."""
+        for pin in self.backups.close():
+            self.core.resume_compaction()
+            log.info("backup %s ended: its client left", pin.backup_id)
 
 
 class Answer:
