@@ -1,11 +1,19 @@
 """``rstmdb check``: verify a data directory offline and print a summary.
 
 Every WAL segment, the checkpoint and every instance snapshot are read and
-verified; the state is rebuilt in memory to count machines and instances. The
-first problem is reported with its file and byte position. Nothing is written
-unless ``repair`` is set, and repairing only ever cuts a torn tail of the last
-segment (keeping the cut bytes in a ``.broken`` copy), exactly as opening the
-database would.
+verified, the log is checked to reach back to the checkpoint (or to its start),
+and the state is rebuilt in memory to count machines and instances. The first
+problem is reported with its file and byte position. Leftover temporary files
+of interrupted writes are listed. A directory a running process holds may be
+checked (the summary says so, and whose PID).
+
+Nothing is written unless asked. ``repair`` does what opening the database
+would: it cuts a torn tail of the last segment (keeping the cut bytes in a
+``.broken`` copy) and removes leftover temporary files. ``salvage_log`` first
+keeps the log's longest consistent prefix and moves the rest aside
+(``storage.salvage``); when the log is inconsistent, a plain check says what a
+salvage would keep and drop. Both take the directory's lock, so they refuse a
+directory a running process holds (``DataDirectoryLocked``).
 
 Exit status: 0 healthy (a torn tail is reported but is not damage), 1 damaged
 or unreadable.
@@ -15,27 +23,46 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from typing import TextIO
 
 import orjson
 
 from pyrstmdb.core import restore_checkpoint
 from pyrstmdb.engine import machine
-from pyrstmdb.engine.records import from_entry
+from pyrstmdb.engine.records import CHECKPOINT, from_entry
 from pyrstmdb.engine.state import State
 from pyrstmdb.errors import CorruptionError, RstmdbError, WalIoError
+from pyrstmdb.storage import dirlock, salvage
+from pyrstmdb.storage.coverage import history_gap
 from pyrstmdb.storage.snapshot import (
     INDEX_NAME,
     checkpoint_files,
+    leftover_temporaries,
     load_latest_checkpoint,
+    remove_leftovers,
 )
-from pyrstmdb.storage.wal import FileIO, VerifyReport, repair_torn_tail, segment_name, verify
+from pyrstmdb.storage.wal import (
+    FileIO,
+    VerifyReport,
+    WalEntry,
+    repair_torn_tail,
+    segment_name,
+    verify,
+)
 from pyrstmdb.storage.wal.recovery import segment_ids
 from pyrstmdb.storage.wal.segment import ReadSpan, read_entries
 
 
 class CheckFailed(Exception):
-    """The first problem found, already phrased for the summary."""
+    """The first problem found, already phrased for the summary.
+
+    ``salvageable``: the log itself is inconsistent, so ``--salvage`` may help.
+    """
+
+    def __init__(self, message: str, salvageable: bool = False) -> None:
+        super().__init__(message)
+        self.salvageable = salvageable
 
 
 def _human(size: int) -> str:
@@ -98,6 +125,41 @@ def _check_instance_snapshots(snapshot_dir: str) -> int:
     return len(index)
 
 
+def _report_leftovers(snapshot_dir: str, out: TextIO) -> None:
+    for name, size in leftover_temporaries(snapshot_dir):
+        out.write(
+            f"leftover temporary file: {os.path.join(snapshot_dir, name)} ({_human(size)}) "
+            "from an interrupted checkpoint or snapshot write (removed when the database "
+            "opens, or with --repair)\n"
+        )
+
+
+def _check_history(wal_dir: str, snapshot_dir: str) -> None:
+    """Refuse a log that no longer reaches back to the checkpoint (or to its start)."""
+    fileio = FileIO()
+    ids = segment_ids(fileio, wal_dir)
+    if not ids:
+        return
+    checkpoint = load_latest_checkpoint(snapshot_dir) if os.path.isdir(snapshot_dir) else None
+    first = next(_first_entries(fileio, wal_dir, ids), None)
+    gap = history_gap(
+        ids[0],
+        first is not None and first.type_code == CHECKPOINT,
+        None if checkpoint is None else checkpoint.offset,
+    )
+    if gap is not None:
+        raise CorruptionError(gap.message, os.path.join(wal_dir, segment_name(gap.segment_id)), 0)
+
+
+def _first_entries(fileio: FileIO, wal_dir: str, ids: list[int]) -> Iterator[WalEntry]:
+    for segment_id in ids:
+        path = os.path.join(wal_dir, segment_name(segment_id))
+        size = os.path.getsize(path)
+        if size:
+            yield from read_entries(fileio, ReadSpan(segment_id, path, 0, size, 0))
+            return
+
+
 def _summarise(data_dir: str, out: TextIO) -> None:
     wal_dir = os.path.join(data_dir, "wal")
     snapshot_dir = os.path.join(data_dir, "snapshots")
@@ -113,10 +175,14 @@ def _summarise(data_dir: str, out: TextIO) -> None:
             f"torn tail: {report.torn_bytes} bytes at {report.torn_segment} byte "
             f"{report.torn_position} (cut when the database opens, or with --repair)\n"
         )
+    if os.path.isdir(snapshot_dir):
+        _report_leftovers(snapshot_dir, out)
     if report.problem is not None:
         raise CheckFailed(
-            f"{report.problem} ({report.problem_path} at byte {report.problem_position})"
+            f"{report.problem} ({report.problem_path} at byte {report.problem_position})",
+            salvageable=True,
         )
+    _check_history(wal_dir, snapshot_dir)
     checkpoints = checkpoint_files(snapshot_dir) if os.path.isdir(snapshot_dir) else []
     state, covered = _rebuild(wal_dir, snapshot_dir, report)
     if checkpoints:
@@ -129,20 +195,116 @@ def _summarise(data_dir: str, out: TextIO) -> None:
     )
 
 
-def run_check(data_dir: str, repair: bool, out: TextIO) -> int:
-    """Check (and with ``repair`` cut a torn tail of) ``data_dir``; returns the exit status."""
+def _repair(data_dir: str, out: TextIO) -> None:
+    """Cut a torn tail and remove leftover temporary files, as opening would."""
+    try:
+        repaired = repair_torn_tail(os.path.join(data_dir, "wal"))
+    except CorruptionError as err:
+        raise CheckFailed(str(err), salvageable=True) from None
+    if repaired.torn_bytes:
+        out.write(
+            f"repaired: cut {repaired.torn_bytes} bytes from {repaired.torn_segment} "
+            f"(saved in {repaired.broken_copy})\n"
+        )
+    snapshot_dir = os.path.join(data_dir, "snapshots")
+    if os.path.isdir(snapshot_dir):
+        for name, size in remove_leftovers(snapshot_dir):
+            out.write(f"repaired: removed {os.path.join(snapshot_dir, name)} ({_human(size)})\n")
+
+
+def _checkpoint_offset(data_dir: str) -> int | None:
+    snapshot_dir = os.path.join(data_dir, "snapshots")
+    if not os.path.isdir(snapshot_dir):
+        return None
+    checkpoint = load_latest_checkpoint(snapshot_dir)
+    return None if checkpoint is None else checkpoint.offset
+
+
+def _offer_salvage(data_dir: str, out: TextIO) -> None:
+    """Say what ``--salvage`` would keep and drop (read-only)."""
+    try:
+        found = salvage.plan(os.path.join(data_dir, "wal"), _checkpoint_offset(data_dir))
+    except (salvage.SalvageRefused, CorruptionError, OSError) as err:
+        out.write(f"salvage: not possible: {err}\n")
+        return
+    if found is not None:
+        out.write(
+            f"salvage: --salvage would keep the first {_count(found.kept_records, 'record')} "
+            f"({_count(found.kept_bytes, 'byte')}) and move {_dropped(found)} aside\n"
+        )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _dropped(found: salvage.Plan) -> str:
+    return (
+        f"{_count(found.dropped_records, 'record')} ({_count(found.dropped_bytes, 'byte')}, "
+        f"{_count(found.dropped_files, 'file')})"
+    )
+
+
+def _salvage(data_dir: str, out: TextIO) -> None:
+    wal_dir = os.path.join(data_dir, "wal")
+    try:
+        found = salvage.plan(wal_dir, _checkpoint_offset(data_dir))
+    except salvage.SalvageRefused as err:
+        raise CheckFailed(f"cannot salvage: {err}") from None
+    if found is None:
+        out.write("salvage: nothing to do, the log is consistent\n")
+        return
+    out.write(f"salvage: the log is consistent up to the first problem: {found.reason}\n")
+    for what, where in salvage.apply(found, wal_dir):
+        out.write(f"salvage: moved {what} to {where}\n")
+    out.write(
+        f"salvage: kept {_count(found.kept_records, 'record')} "
+        f"({_count(found.kept_bytes, 'byte')}); "
+        f"dropped {_dropped(found)}\n"
+    )
+
+
+def _live_note(data_dir: str, out: TextIO) -> None:
+    holder = dirlock.probe(data_dir) if os.path.isdir(data_dir) else None
+    if holder is not None:
+        pid = "unknown" if holder.pid is None else str(holder.pid)
+        out.write(
+            f"live: the directory is open in a running process (pid {pid}); a write in "
+            "progress may show as a torn tail\n"
+        )
+
+
+def run_check(data_dir: str, repair: bool, out: TextIO, salvage_log: bool = False) -> int:
+    """Check ``data_dir``; returns the exit status.
+
+    ``repair`` cuts a torn tail and removes leftover temporary files; ``salvage_log``
+    first keeps the log's longest consistent prefix. Both take the directory's lock:
+    ``DataDirectoryLocked`` when a running process holds it.
+    """
+    lock: dirlock.DirLock | None = None
+    if (repair or salvage_log) and os.path.isdir(data_dir):
+        lock = dirlock.DirLock.acquire(data_dir)
+    try:
+        return _run(data_dir, repair, salvage_log, out)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(data_dir: str, repair: bool, salvage_log: bool, out: TextIO) -> int:
     out.write(f"data directory: {data_dir}\n")
     try:
-        if repair:
-            repaired = repair_torn_tail(os.path.join(data_dir, "wal"))
-            if repaired.torn_bytes:
-                out.write(
-                    f"repaired: cut {repaired.torn_bytes} bytes from {repaired.torn_segment} "
-                    f"(saved in {repaired.broken_copy})\n"
-                )
+        if salvage_log:
+            _salvage(data_dir, out)
+        if repair or salvage_log:
+            _repair(data_dir, out)
+        else:
+            _live_note(data_dir, out)
         _summarise(data_dir, out)
     except CheckFailed as err:
         out.write(f"problem: {err}\nresult: DAMAGED\n")
+        if err.salvageable:
+            _offer_salvage(data_dir, out)
         return 1
     except CorruptionError as err:
         out.write(f"problem: {err}\nresult: DAMAGED\n")
