@@ -141,12 +141,12 @@ def _check_history(wal_dir: str, snapshot_dir: str) -> None:
     if not ids:
         return
     checkpoint = load_latest_checkpoint(snapshot_dir) if os.path.isdir(snapshot_dir) else None
-    first = next(_first_entries(fileio, wal_dir, ids), None)
-    gap = history_gap(
-        ids[0],
-        first is not None and first.type_code == CHECKPOINT,
-        None if checkpoint is None else checkpoint.offset,
-    )
+
+    def starts_with_reset() -> bool:
+        first = next(_first_entries(fileio, wal_dir, ids), None)
+        return first is not None and first.type_code == CHECKPOINT
+
+    gap = history_gap(ids[0], starts_with_reset, None if checkpoint is None else checkpoint.offset)
     if gap is not None:
         raise CorruptionError(gap.message, os.path.join(wal_dir, segment_name(gap.segment_id)), 0)
 

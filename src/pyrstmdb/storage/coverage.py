@@ -10,6 +10,7 @@ opening refuses, and ``rstmdb check`` reports the directory damaged. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from pyrstmdb.storage.wal.layout import (
@@ -28,15 +29,18 @@ class Gap(NamedTuple):
 
 
 def history_gap(
-    oldest_segment: int | None, starts_with_reset: bool, checkpoint_offset: int | None
+    oldest_segment: int | None,
+    starts_with_reset: Callable[[], bool],
+    checkpoint_offset: int | None,
 ) -> Gap | None:
     """Why the history is incomplete, or ``None`` when nothing is missing.
 
     ``oldest_segment`` is the id of the oldest segment file (``None``: no segment),
-    ``starts_with_reset`` whether its first record is FLUSH_ALL's ``checkpoint``,
+    ``starts_with_reset()`` whether its first record is FLUSH_ALL's ``checkpoint`` (only
+    asked when the oldest segment is not the first),
     ``checkpoint_offset`` the position of the newest usable checkpoint, if any.
     """
-    if oldest_segment is None or oldest_segment <= FIRST_SEGMENT_ID or starts_with_reset:
+    if oldest_segment is None or oldest_segment <= FIRST_SEGMENT_ID or starts_with_reset():
         return None
     start = encode_offset(oldest_segment, 0)
     if checkpoint_offset is None:

@@ -170,24 +170,29 @@ class DiskStore:
 
     def _usable_checkpoint(self) -> CheckpointData | None:
         checkpoint = load_latest_checkpoint(self.snapshot_dir)
-        first = next(self._wal.entries(self._wal.first_offset), None)
-        reset_at = first.offset if first is not None and first.type_code == CHECKPOINT else None
-        if checkpoint is not None and reset_at is not None and reset_at >= checkpoint.offset:
-            log.info("ignoring checkpoint from before the last FLUSH_ALL")
-            remove_files(
-                self.snapshot_dir, [name for _, name in checkpoint_files(self.snapshot_dir)]
-            )
-            checkpoint = None
+        if checkpoint is not None:
+            reset_at = self._reset_offset()
+            if reset_at is not None and reset_at >= checkpoint.offset:
+                log.info("ignoring checkpoint from before the last FLUSH_ALL")
+                names = [name for _, name in checkpoint_files(self.snapshot_dir)]
+                remove_files(self.snapshot_dir, names)
+                checkpoint = None
         segments = self._wal.segments()
         gap = history_gap(
             segments[0].segment_id if segments else None,
-            reset_at is not None,
+            lambda: self._reset_offset() is not None,
             None if checkpoint is None else checkpoint.offset,
         )
         if gap is not None:
             path = os.path.join(self.data_dir, "wal", segment_name(gap.segment_id))
             raise CorruptionError(gap.message, path, 0)
         return checkpoint
+
+    def _reset_offset(self) -> int | None:
+        """The offset of FLUSH_ALL's ``checkpoint`` record when it starts the log."""
+        first = self._wal.first_offset
+        entry = next(self._wal.entries(first, first + 1), None)
+        return entry.offset if entry is not None and entry.type_code == CHECKPOINT else None
 
     def _decode(self, entry: WalEntry, default_ts: int) -> Record | None:
         try:
