@@ -34,7 +34,7 @@ from pyrstmdb.engine.records import CHECKPOINT, from_entry
 from pyrstmdb.engine.state import State
 from pyrstmdb.errors import CorruptionError, RstmdbError, WalIoError
 from pyrstmdb.storage import dirlock, salvage
-from pyrstmdb.storage.coverage import history_gap
+from pyrstmdb.storage.coverage import LogSpan, history_gap
 from pyrstmdb.storage.snapshot import (
     INDEX_NAME,
     checkpoint_files,
@@ -46,6 +46,7 @@ from pyrstmdb.storage.wal import (
     FileIO,
     VerifyReport,
     WalEntry,
+    encode_offset,
     repair_torn_tail,
     segment_name,
     verify,
@@ -134,19 +135,28 @@ def _report_leftovers(snapshot_dir: str, out: TextIO) -> None:
         )
 
 
-def _check_history(wal_dir: str, snapshot_dir: str) -> None:
+def _check_history(wal_dir: str, snapshot_dir: str, report: VerifyReport) -> None:
     """Refuse a log that no longer reaches back to the checkpoint (or to its start)."""
     fileio = FileIO()
     ids = segment_ids(fileio, wal_dir)
-    if not ids:
-        return
     checkpoint = load_latest_checkpoint(snapshot_dir) if os.path.isdir(snapshot_dir) else None
+    end = 0
+    if ids:
+        last = os.path.join(wal_dir, segment_name(ids[-1]))
+        size = os.path.getsize(last)
+        if report.torn_segment == last and report.torn_position is not None:
+            size = report.torn_position
+        end = encode_offset(ids[-1], size)
 
     def starts_with_reset() -> bool:
         first = next(_first_entries(fileio, wal_dir, ids), None)
         return first is not None and first.type_code == CHECKPOINT
 
-    gap = history_gap(ids[0], starts_with_reset, None if checkpoint is None else checkpoint.offset)
+    gap = history_gap(
+        LogSpan(ids[0] if ids else None, end),
+        starts_with_reset,
+        None if checkpoint is None else checkpoint.offset,
+    )
     if gap is not None:
         raise CorruptionError(gap.message, os.path.join(wal_dir, segment_name(gap.segment_id)), 0)
 
@@ -182,7 +192,7 @@ def _summarise(data_dir: str, out: TextIO) -> None:
             f"{report.problem} ({report.problem_path} at byte {report.problem_position})",
             salvageable=True,
         )
-    _check_history(wal_dir, snapshot_dir)
+    _check_history(wal_dir, snapshot_dir, report)
     checkpoints = checkpoint_files(snapshot_dir) if os.path.isdir(snapshot_dir) else []
     state, covered = _rebuild(wal_dir, snapshot_dir, report)
     if checkpoints:

@@ -32,7 +32,7 @@ import orjson
 from pyrstmdb.engine.records import CHECKPOINT, TYPE_CODES, Record, from_entry
 from pyrstmdb.errors import BadRequest, CorruptionError, WalIoError
 from pyrstmdb.results import CompactResult, IoStats, WalReadResult, WalRecord, WalStatsResult
-from pyrstmdb.storage.coverage import history_gap
+from pyrstmdb.storage.coverage import LogSpan, history_gap
 from pyrstmdb.storage.dirlock import DirLock
 from pyrstmdb.storage.policy import FsyncPolicy
 from pyrstmdb.storage.snapshot import (
@@ -179,7 +179,7 @@ class DiskStore:
                 checkpoint = None
         segments = self._wal.segments()
         gap = history_gap(
-            segments[0].segment_id if segments else None,
+            LogSpan(segments[0].segment_id if segments else None, self._wal.head),
             lambda: self._reset_offset() is not None,
             None if checkpoint is None else checkpoint.offset,
         )
