@@ -71,13 +71,13 @@ def test_a_running_server_holds_its_directory_until_it_dies(
     assert first.proc is not None
     pid = first.proc.pid
     data_dir = first.data_dir
-    assert (data_dir / "LOCK").read_text().strip() == str(pid)
 
-    second = run_rstmdb(["--bind", "127.0.0.1:0", "--data-dir", str(data_dir)])
+    second = run_rstmdb(["--bind", "127.0.0.1:0", "--data-dir", str(data_dir)], timeout=10)
     assert second.returncode != 0
     line = _one_line(second.stderr)
     assert line == f"rstmdb: data directory {data_dir} is in use by another process (pid {pid})"
     assert "listening" not in second.stdout
+    assert (data_dir / "LOCK").read_text().strip() == str(pid)
 
     embedded = _embedded_open(data_dir)
     assert embedded.returncode == 3, embedded.stdout + embedded.stderr

@@ -29,7 +29,7 @@ def _damage_with_two_writers(data_dir: Path) -> tuple[int, int]:
     first = Database(data_dir)
     first.put_machine("counter", 1, COUNTER)
     first.create_instance("counter", 1, instance_id="a1")
-    (data_dir / "LOCK").unlink()
+    (data_dir / "LOCK").unlink(missing_ok=True)
     second = Database(data_dir)
     segment = data_dir / "wal" / "0000000000000001.wal"
     first.create_instance("counter", 1, instance_id="a2")
