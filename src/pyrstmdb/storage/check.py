@@ -35,19 +35,23 @@ from pyrstmdb.engine.state import State
 from pyrstmdb.errors import CorruptionError, RstmdbError, WalIoError
 from pyrstmdb.storage import dirlock, salvage
 from pyrstmdb.storage.coverage import LogSpan, history_gap
+from pyrstmdb.storage.repair import (
+    human_size,
+    offer_salvage,
+    repair_directory,
+    salvage_directory,
+)
 from pyrstmdb.storage.snapshot import (
     INDEX_NAME,
     checkpoint_files,
     leftover_temporaries,
     load_latest_checkpoint,
-    remove_leftovers,
 )
 from pyrstmdb.storage.wal import (
     FileIO,
     VerifyReport,
     WalEntry,
     encode_offset,
-    repair_torn_tail,
     segment_name,
     verify,
 )
@@ -64,15 +68,6 @@ class CheckFailed(Exception):
     def __init__(self, message: str, salvageable: bool = False) -> None:
         super().__init__(message)
         self.salvageable = salvageable
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def _rebuild(wal_dir: str, snapshot_dir: str, report: VerifyReport) -> tuple[State, int]:
@@ -129,7 +124,7 @@ def _check_instance_snapshots(snapshot_dir: str) -> int:
 def _report_leftovers(snapshot_dir: str, out: TextIO) -> None:
     for name, size in leftover_temporaries(snapshot_dir):
         out.write(
-            f"leftover temporary file: {os.path.join(snapshot_dir, name)} ({_human(size)}) "
+            f"leftover temporary file: {os.path.join(snapshot_dir, name)} ({human_size(size)}) "
             "from an interrupted checkpoint or snapshot write (removed when the database "
             "opens, or with --repair)\n"
         )
@@ -178,7 +173,7 @@ def _summarise(data_dir: str, out: TextIO) -> None:
     report = verify(wal_dir)
     out.write(
         f"WAL: {report.segments} segments, {report.records} records, "
-        f"{_human(report.total_bytes)}, last sequence {report.last_sequence}\n"
+        f"{human_size(report.total_bytes)}, last sequence {report.last_sequence}\n"
     )
     if report.torn_segment is not None:
         out.write(
@@ -206,72 +201,17 @@ def _summarise(data_dir: str, out: TextIO) -> None:
 
 
 def _repair(data_dir: str, out: TextIO) -> None:
-    """Cut a torn tail and remove leftover temporary files, as opening would."""
     try:
-        repaired = repair_torn_tail(os.path.join(data_dir, "wal"))
-    except CorruptionError as err:
+        repair_directory(data_dir, out)
+    except CorruptionError as err:  # more than a torn tail
         raise CheckFailed(str(err), salvageable=True) from None
-    if repaired.torn_bytes:
-        out.write(
-            f"repaired: cut {repaired.torn_bytes} bytes from {repaired.torn_segment} "
-            f"(saved in {repaired.broken_copy})\n"
-        )
-    snapshot_dir = os.path.join(data_dir, "snapshots")
-    if os.path.isdir(snapshot_dir):
-        for name, size in remove_leftovers(snapshot_dir):
-            out.write(f"repaired: removed {os.path.join(snapshot_dir, name)} ({_human(size)})\n")
-
-
-def _checkpoint_offset(data_dir: str) -> int | None:
-    snapshot_dir = os.path.join(data_dir, "snapshots")
-    if not os.path.isdir(snapshot_dir):
-        return None
-    checkpoint = load_latest_checkpoint(snapshot_dir)
-    return None if checkpoint is None else checkpoint.offset
-
-
-def _offer_salvage(data_dir: str, out: TextIO) -> None:
-    """Say what ``--salvage`` would keep and drop (read-only)."""
-    try:
-        found = salvage.plan(os.path.join(data_dir, "wal"), _checkpoint_offset(data_dir))
-    except (salvage.SalvageRefused, CorruptionError, OSError) as err:
-        out.write(f"salvage: not possible: {err}\n")
-        return
-    if found is not None:
-        out.write(
-            f"salvage: --salvage would keep the first {_count(found.kept_records, 'record')} "
-            f"({_count(found.kept_bytes, 'byte')}) and move {_dropped(found)} aside\n"
-        )
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
-def _dropped(found: salvage.Plan) -> str:
-    return (
-        f"{_count(found.dropped_records, 'record')} ({_count(found.dropped_bytes, 'byte')}, "
-        f"{_count(found.dropped_files, 'file')})"
-    )
 
 
 def _salvage(data_dir: str, out: TextIO) -> None:
-    wal_dir = os.path.join(data_dir, "wal")
     try:
-        found = salvage.plan(wal_dir, _checkpoint_offset(data_dir))
+        salvage_directory(data_dir, out)
     except salvage.SalvageRefused as err:
         raise CheckFailed(f"cannot salvage: {err}") from None
-    if found is None:
-        out.write("salvage: nothing to do, the log is consistent\n")
-        return
-    out.write(f"salvage: the log is consistent up to the first problem: {found.reason}\n")
-    for what, where in salvage.apply(found, wal_dir):
-        out.write(f"salvage: moved {what} to {where}\n")
-    out.write(
-        f"salvage: kept {_count(found.kept_records, 'record')} "
-        f"({_count(found.kept_bytes, 'byte')}); "
-        f"dropped {_dropped(found)}\n"
-    )
 
 
 def _live_note(data_dir: str, out: TextIO) -> None:
@@ -314,7 +254,7 @@ def _run(data_dir: str, repair: bool, salvage_log: bool, out: TextIO) -> int:
     except CheckFailed as err:
         out.write(f"problem: {err}\nresult: DAMAGED\n")
         if err.salvageable:
-            _offer_salvage(data_dir, out)
+            offer_salvage(data_dir, out)
         return 1
     except CorruptionError as err:
         out.write(f"problem: {err}\nresult: DAMAGED\n")
