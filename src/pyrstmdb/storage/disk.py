@@ -82,6 +82,9 @@ def _encode(record: Record, continues: bool = False) -> tuple[int, bytes]:
 def _lock(data_dir: str) -> DirLock:
     try:
         os.makedirs(data_dir, exist_ok=True)
+    except OSError as err:
+        raise WalIoError(f"cannot create data directory {data_dir}: {err}") from err
+    try:
         return DirLock.acquire(data_dir)
     except OSError as err:
         raise WalIoError(f"cannot lock data directory {data_dir}: {err}") from err
