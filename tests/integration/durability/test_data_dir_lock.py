@@ -72,7 +72,7 @@ def test_a_running_server_holds_its_directory_until_it_dies(
     pid = first.proc.pid
     data_dir = first.data_dir
 
-    second = run_rstmdb(["--bind", "127.0.0.1:0", "--data-dir", str(data_dir)], timeout=10)
+    second = run_rstmdb(["--bind", "127.0.0.1:0", "--data-dir", str(data_dir)])
     assert second.returncode != 0
     line = _one_line(second.stderr)
     assert line == f"rstmdb: data directory {data_dir} is in use by another process (pid {pid})"
