@@ -256,8 +256,9 @@ def _run(data_dir: str, repair: bool, salvage_log: bool, out: TextIO) -> int:
         if err.salvageable:
             offer_salvage(data_dir, out)
         return 1
-    except CorruptionError as err:
+    except CorruptionError as err:  # an unreadable entry may be salvageable too
         out.write(f"problem: {err}\nresult: DAMAGED\n")
+        offer_salvage(data_dir, out)
         return 1
     except (WalIoError, RstmdbError, OSError) as err:
         out.write(f"problem: cannot read the data directory: {err}\nresult: DAMAGED\n")

@@ -59,9 +59,11 @@ def offer_salvage(data_dir: str, out: TextIO) -> None:
     """Say what ``--salvage`` would keep and drop (read-only)."""
     try:
         found = salvage.plan(os.path.join(data_dir, "wal"), checkpoint_offset(data_dir))
-    except (salvage.SalvageRefused, CorruptionError, OSError) as err:
+    except salvage.SalvageRefused as err:
         out.write(f"salvage: not possible: {err}\n")
         return
+    except (CorruptionError, OSError):
+        return  # the damage is elsewhere (a checkpoint, say): a salvage of the log won't help
     if found is not None:
         out.write(
             f"salvage: --salvage would keep the first {_count(found.kept_records, 'record')} "

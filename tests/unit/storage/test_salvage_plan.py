@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import pytest
 from pyrstmdb.core import Core
 from pyrstmdb.engine.commands import CreateInstance, PutMachine, parse_batch
 from pyrstmdb.storage import salvage
+from pyrstmdb.storage.check import run_check
 from pyrstmdb.storage.disk import DiskStore
 from pyrstmdb.storage.snapshot import load_latest_checkpoint
-from pyrstmdb.storage.wal import offset_position, offset_segment, segment_name
+from pyrstmdb.storage.wal import Wal, offset_position, offset_segment, segment_name
 
 MACHINE = {"states": ["s"], "initial": "s", "transitions": []}
 PAD = "x" * 120
@@ -152,3 +154,24 @@ def test_damage_before_the_checkpoint_is_not_salvaged(tmp_path: Path) -> None:
     _flip(tmp_path, position)
     with pytest.raises(salvage.SalvageRefused, match="before the checkpoint's position"):
         salvage.plan(str(tmp_path / "wal"), saved.offset)
+
+
+def test_check_offers_a_salvage_of_an_unreadable_entry_and_performs_it(tmp_path: Path) -> None:
+    core, _ = _filled(tmp_path, 5)
+    core.close()
+    with Wal.open(tmp_path / "wal", segment_size=700) as log:  # a valid frame, not an entry
+        log.wait_durable(log.append([(2, b"not json")])[0])
+    out = io.StringIO()
+    assert run_check(str(tmp_path), False, out) == 1
+    report = out.getvalue()
+    assert "problem: unreadable record payload" in report and "result: DAMAGED" in report
+    assert "salvage: --salvage would keep the first 6 records" in report
+
+    out = io.StringIO()
+    assert run_check(str(tmp_path), False, out, salvage_log=True) == 0, out.getvalue()
+    report = out.getvalue()
+    assert "dropped 1 record (32 bytes, 1 file)" in report  # 24-byte header + 8-byte payload
+    assert "result: OK" in report
+    reopened = _open(tmp_path)
+    assert sorted(reopened.state.instances) == [f"i{n}" for n in range(5)]
+    reopened.close()
