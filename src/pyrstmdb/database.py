@@ -2,6 +2,9 @@
 
 ``Database()`` keeps everything in memory; ``Database(path)`` opens (or
 creates) a durable store in directory ``path``, ``every_write`` by default.
+One process at a time may hold a directory: opening one that a server or
+another ``Database`` holds raises ``DataDirectoryLocked`` (naming the holder's
+PID); ``close()`` releases it.
 Method names and arguments mirror the rstmdb client, results are the typed
 objects of ``pyrstmdb.results`` and failures raise the ``RstmdbError`` tree,
 so code moves between embedded and client/server use by changing one line.
@@ -17,6 +20,7 @@ reach the stored state. Returned ``ctx`` objects are copies as well.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -60,6 +64,7 @@ from pyrstmdb.storage.policy import FsyncPolicy
 from pyrstmdb.storage.store import MemoryStore, Store
 
 T = TypeVar("T")
+log = logging.getLogger("pyrstmdb.database")
 _new_command = tuple.__new__  # builds a command tuple without the keyword-handling __new__
 
 _JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -137,13 +142,17 @@ class Database:
                 os.fspath(path), policy=policy, segment_size=wal_segment_size_mb * 1024 * 1024
             )
         self.path = None if path is None else os.fspath(path)
-        self._core = Core(
-            store,
-            clock=clock or _now_ms,
-            max_machine_versions=max_machine_versions,
-            idempotency_ttl_ms=idempotency_ttl_secs * 1000,
-            idempotency_max_keys=idempotency_max_keys,
-        )
+        try:
+            self._core = Core(
+                store,
+                clock=clock or _now_ms,
+                max_machine_versions=max_machine_versions,
+                idempotency_ttl_ms=idempotency_ttl_secs * 1000,
+                idempotency_max_keys=idempotency_max_keys,
+            )
+        except BaseException:
+            _close_quietly(store)  # releases the data directory for another attempt
+            raise
         self._closed = False
         self._compactor: AutoCompactor | None = None
         if path is not None and compaction is not None and compaction.automatic:
@@ -356,6 +365,13 @@ class Database:
     def flush_all(self) -> FlushAllResult:
         """Remove every machine, instance, idempotency key and snapshot, durably."""
         return self._core.flush_all()
+
+
+def _close_quietly(store: Store) -> None:
+    try:
+        store.close()
+    except Exception as err:  # the error that stopped the opening is the one to report
+        log.debug("closing a store that failed to open: %s", err)
 
 
 def _json_copy_list(ops: Any) -> Any:

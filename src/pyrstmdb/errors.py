@@ -14,6 +14,7 @@ This module imports nothing from the package.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from typing import Any
 
@@ -175,6 +176,25 @@ def error_from_dict(obj: dict[str, Any]) -> RstmdbError:
 
 class ClientConnectionError(Exception):
     """The client could not reach the server or lost the connection."""
+
+
+class DataDirectoryLocked(Exception):
+    """The data directory is already open for writing (one process per directory).
+
+    ``path`` is the directory, ``pid`` the holder's process id (``None`` when it
+    has not written it yet).
+    """
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        if pid is None:
+            holder = "another process"
+        elif pid == os.getpid():
+            holder = f"this process (pid {pid}); close the other Database first"
+        else:
+            holder = f"another process (pid {pid})"
+        super().__init__(f"data directory {path} is in use by {holder}")
+        self.path = path
+        self.pid = pid
 
 
 class CorruptionError(Exception):

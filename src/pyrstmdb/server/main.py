@@ -3,7 +3,7 @@
 ::
 
     rstmdb [--config PATH] [--bind HOST:PORT] [--data-dir DIR]
-    rstmdb check [--data-dir DIR] [--repair]
+    rstmdb check [--data-dir DIR] [--repair | --salvage]
     rstmdb restore FILE [--data-dir DIR]
 
 Configuration: defaults < YAML file (``--config`` or ``RSTMDB_CONFIG``) <
@@ -15,8 +15,10 @@ down gracefully and the exit status is 0.
 Every startup failure (bad configuration, data that cannot be opened, an
 address in use, an unreadable certificate) prints one line
 ``rstmdb: <what failed>`` to standard error and exits non-zero, without a
-traceback. ``check`` runs the offline data-directory checker, ``restore`` turns a backup archive
-into a new data directory (:mod:`pyrstmdb.server.restore`).
+traceback; a data directory another process holds is one of them (the line
+names the holder's PID). ``check`` runs the offline data-directory checker;
+``--repair`` and ``--salvage`` refuse a held directory the same way. ``restore``
+turns a backup archive into a new data directory (:mod:`pyrstmdb.server.restore`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 from pyrstmdb import aio
 from pyrstmdb.config import Config, ConfigError, load_from_environment
 from pyrstmdb.database import Database
-from pyrstmdb.errors import CorruptionError, RstmdbError
+from pyrstmdb.errors import CorruptionError, DataDirectoryLocked, RstmdbError
 from pyrstmdb.server import logs
 from pyrstmdb.server.app import Server, StartupError
 
@@ -52,7 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="{check,restore}")
     check = commands.add_parser("check", help="check the data directory offline")
     check.add_argument("--data-dir", dest="check_data_dir", metavar="DIR")
-    check.add_argument("--repair", action="store_true", help="cut a torn tail of the log")
+    check.add_argument(
+        "--repair", action="store_true", help="cut a torn tail, remove leftover temporary files"
+    )
+    check.add_argument(
+        "--salvage",
+        action="store_true",
+        help="keep the log's longest consistent prefix, move the rest aside (implies --repair)",
+    )
     restore = commands.add_parser("restore", help="restore a backup into an empty data directory")
     restore.add_argument("archive", metavar="FILE", help="archive written by rstmdb-cli backup")
     restore.add_argument("--data-dir", dest="restore_data_dir", metavar="DIR")
@@ -76,7 +85,10 @@ def _check(args: argparse.Namespace) -> int:
         return _fail(f"configuration error: {exc}", EXIT_CONFIG)
     from pyrstmdb.storage.check import run_check
 
-    return run_check(config.storage.data_dir, args.repair, sys.stdout)
+    try:
+        return run_check(config.storage.data_dir, args.repair, sys.stdout, args.salvage)
+    except DataDirectoryLocked as exc:
+        return _fail(str(exc))
 
 
 def _restore(args: argparse.Namespace) -> int:
@@ -92,6 +104,8 @@ def _restore(args: argparse.Namespace) -> int:
 def _open(config: Config) -> Database:
     try:
         return Database.from_config(config)
+    except DataDirectoryLocked as exc:
+        raise StartupError(str(exc)) from None
     except (CorruptionError, RstmdbError, OSError) as exc:
         where = config.storage.data_dir
         raise StartupError(f"cannot open data directory {where!r}: {exc}") from None

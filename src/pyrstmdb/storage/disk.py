@@ -32,12 +32,15 @@ import orjson
 from pyrstmdb.engine.records import CHECKPOINT, TYPE_CODES, Record, from_entry
 from pyrstmdb.errors import BadRequest, CorruptionError, WalIoError
 from pyrstmdb.results import CompactResult, IoStats, WalReadResult, WalRecord, WalStatsResult
+from pyrstmdb.storage.coverage import LogSpan, history_gap
+from pyrstmdb.storage.dirlock import DirLock
 from pyrstmdb.storage.policy import FsyncPolicy
 from pyrstmdb.storage.snapshot import (
     InstanceSnapshots,
     checkpoint_files,
     load_latest_checkpoint,
     remove_files,
+    remove_leftovers,
     write_checkpoint,
 )
 from pyrstmdb.storage.store import (
@@ -76,11 +79,42 @@ def _encode(record: Record, continues: bool = False) -> tuple[int, bytes]:
         raise BadRequest(f"invalid request: value is not JSON: {err}") from None
 
 
+def _lock(data_dir: str) -> DirLock:
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+    except OSError as err:
+        raise WalIoError(f"cannot create data directory {data_dir}: {err}") from err
+    try:
+        return DirLock.acquire(data_dir)
+    except OSError as err:
+        raise WalIoError(f"cannot lock data directory {data_dir}: {err}") from err
+
+
+def _open_wal(data_dir: str, policy: FsyncPolicy, segment_size: int, fileio: FileIO | None) -> Wal:
+    """Create the directories, remove leftovers of interrupted writes, open the log."""
+    wal_dir = os.path.join(data_dir, "wal")
+    snapshot_dir = os.path.join(data_dir, "snapshots")
+    try:
+        os.makedirs(wal_dir, exist_ok=True)
+        os.makedirs(snapshot_dir, exist_ok=True)
+        removed = remove_leftovers(snapshot_dir)
+    except OSError as err:
+        raise WalIoError(f"cannot prepare data directory {data_dir}: {err}") from err
+    for name, size in removed:
+        log.warning(
+            "removed %s (%d bytes), left behind by an interrupted checkpoint or snapshot write",
+            os.path.join(snapshot_dir, name),
+            size,
+        )
+    return Wal.open(wal_dir, segment_size=segment_size, policy=policy, fileio=fileio)
+
+
 class DiskStore:
     """``Store`` over a data directory (see module docstring)."""
 
-    def __init__(self, data_dir: str, wal: Wal, policy: FsyncPolicy) -> None:
+    def __init__(self, data_dir: str, wal: Wal, policy: FsyncPolicy, lock: DirLock) -> None:
         self.data_dir = data_dir
+        self._lock = lock
         self.snapshot_dir = os.path.join(data_dir, "snapshots")
         self._wal = wal
         self.waits_for_disk = policy.waits_for_disk
@@ -96,18 +130,21 @@ class DiskStore:
         segment_size: int = 64 * 1024 * 1024,
         fileio: FileIO | None = None,
     ) -> DiskStore:
+        """Lock ``data_dir`` for this process, tidy it and open its log.
+
+        Raises ``DataDirectoryLocked`` when another opener holds the directory.
+        """
         policy = policy or FsyncPolicy()
-        wal_dir = os.path.join(data_dir, "wal")
+        lock = _lock(data_dir)
         try:
-            os.makedirs(wal_dir, exist_ok=True)
-            os.makedirs(os.path.join(data_dir, "snapshots"), exist_ok=True)
-        except OSError as err:
-            raise WalIoError(f"cannot create data directory {data_dir}: {err}") from err
-        wal = Wal.open(wal_dir, segment_size=segment_size, policy=policy, fileio=fileio)
-        try:
-            return cls(data_dir, wal, policy)
+            wal = _open_wal(data_dir, policy, segment_size, fileio)
+            try:
+                return cls(data_dir, wal, policy, lock)
+            except BaseException:
+                wal.close()
+                raise
         except BaseException:
-            wal.close()
+            lock.release()
             raise
 
     # -- positions -------------------------------------------------------------
@@ -136,27 +173,29 @@ class DiskStore:
 
     def _usable_checkpoint(self) -> CheckpointData | None:
         checkpoint = load_latest_checkpoint(self.snapshot_dir)
-        if checkpoint is None:
-            return None
-        first = next(self._wal.entries(self._wal.first_offset), None)
-        if (
-            first is not None
-            and first.type_code == CHECKPOINT
-            and first.offset >= checkpoint.offset
-        ):
-            log.info("ignoring checkpoint from before the last FLUSH_ALL")
-            remove_files(
-                self.snapshot_dir, [name for _, name in checkpoint_files(self.snapshot_dir)]
-            )
-            return None
-        oldest = self._wal.segments()[0].segment_id if self._wal.segments() else None
-        if oldest is not None and oldest > offset_segment(checkpoint.offset):
-            raise CorruptionError(
-                "WAL segments between the checkpoint and the log are missing",
-                os.path.join(self.data_dir, "wal", segment_name(oldest)),
-                0,
-            )
+        if checkpoint is not None:
+            reset_at = self._reset_offset()
+            if reset_at is not None and reset_at >= checkpoint.offset:
+                log.info("ignoring checkpoint from before the last FLUSH_ALL")
+                names = [name for _, name in checkpoint_files(self.snapshot_dir)]
+                remove_files(self.snapshot_dir, names)
+                checkpoint = None
+        segments = self._wal.segments()
+        gap = history_gap(
+            LogSpan(segments[0].segment_id if segments else None, self._wal.head),
+            lambda: self._reset_offset() is not None,
+            None if checkpoint is None else checkpoint.offset,
+        )
+        if gap is not None:
+            path = os.path.join(self.data_dir, "wal", segment_name(gap.segment_id))
+            raise CorruptionError(gap.message, path, 0)
         return checkpoint
+
+    def _reset_offset(self) -> int | None:
+        """The offset of FLUSH_ALL's ``checkpoint`` record when it starts the log."""
+        first = self._wal.first_offset
+        entry = next(self._wal.entries(first, first + 1), None)
+        return entry.offset if entry is not None and entry.type_code == CHECKPOINT else None
 
     def _decode(self, entry: WalEntry, default_ts: int) -> Record | None:
         try:
@@ -287,7 +326,15 @@ class DiskStore:
         """
         covered = {row[0]: row[_LAST_OFFSET] for row in data.instances}
         created = sum(1 for key, off in covered.items() if self._covered.get(key) != off)
-        write_checkpoint(self.snapshot_dir, data, time.time_ns() // 1_000_000)
+        try:
+            write_checkpoint(self.snapshot_dir, data, time.time_ns() // 1_000_000)
+        except WalIoError as err:
+            raise WalIoError(
+                f"compaction failed writing its checkpoint: {err.message}; no segment was deleted",
+                err.details,
+            ) from err
+        except OSError as err:
+            raise WalIoError(f"compaction failed removing older checkpoints: {err}") from err
         self._covered = covered
         deleted_ids = [row[0] for row in data.instances if row[_DELETED]]
         self._snapshots.forget(deleted_ids)
@@ -313,4 +360,8 @@ class DiskStore:
         return offset
 
     def close(self) -> None:
-        self._wal.close()
+        """Close the log, then give the directory up (even if closing failed)."""
+        try:
+            self._wal.close()
+        finally:
+            self._lock.release()

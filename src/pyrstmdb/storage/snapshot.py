@@ -15,13 +15,17 @@
   snapshots (pretty JSON, STORAGE §6.3) and the index of the latest one per
   instance. A newer snapshot of an instance replaces the older file.
 
-Every file is written atomically: temporary file, fsync, rename, directory
-fsync. Raises ``CorruptionError`` for a damaged checkpoint, ``OSError`` for
+Every file is written atomically: ``<name>.tmp``, fsync, rename, directory
+fsync. A write that fails removes its ``.tmp`` and raises ``WalIoError`` naming
+the step, the file and the OS error; a crash may leave the ``.tmp`` behind,
+and opening the data directory deletes such leftovers (``remove_leftovers``).
+Raises ``CorruptionError`` for a damaged checkpoint, ``OSError`` for other
 I/O failures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -30,12 +34,14 @@ from typing import Any
 
 import orjson
 
-from pyrstmdb.errors import CorruptionError
+from pyrstmdb.errors import CorruptionError, WalIoError
 from pyrstmdb.storage.store import CheckpointData
 
 CHECKPOINT_MAGIC = b"PYRSTMDB-CHECKPOINT 1 "
 _CHECKPOINT_NAME = re.compile(r"^checkpoint-([0-9a-f]{16})\.ckpt$")
 INDEX_NAME = "index.json"
+#: Suffix of the temporary file every write goes through (left behind only by a crash).
+TMP_SUFFIX = ".tmp"
 
 
 def fsync_dir(directory: str) -> None:
@@ -47,19 +53,38 @@ def fsync_dir(directory: str) -> None:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file."""
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file.
+
+    On failure the temporary file is removed and ``WalIoError`` names the step, the file
+    and the OS error; ``path`` is then untouched (or, if only the final directory fsync
+    failed, already replaced but maybe not durable).
+    """
+    tmp = f"{path}{TMP_SUFFIX}"
+    step, where = "create", tmp
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path) or ".")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            step = "write"
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            step = "fsync"
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        step, where = "rename", f"{tmp} to {path}"
+        os.replace(tmp, path)
+        step, where = "fsync the directory of", path
+        fsync_dir(os.path.dirname(path) or ".")
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        reason = err.strerror or str(err)
+        raise WalIoError(
+            f"cannot {step} {where}: [Errno {err.errno}] {reason}",
+            {"file": path, "step": step, "errno": err.errno},
+        ) from err
 
 
 def remove_files(directory: str, names: Iterable[str]) -> int:
@@ -74,6 +99,28 @@ def remove_files(directory: str, names: Iterable[str]) -> int:
     if removed:
         fsync_dir(directory)
     return removed
+
+
+def leftover_temporaries(directory: str) -> list[tuple[str, int]]:
+    """``(name, size)`` of temporary files an interrupted write left in ``directory``."""
+    found = []
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(TMP_SUFFIX):
+            try:
+                found.append((name, os.path.getsize(os.path.join(directory, name))))
+            except FileNotFoundError:
+                continue
+    return found
+
+
+def remove_leftovers(directory: str) -> list[tuple[str, int]]:
+    """Delete the temporary files of interrupted writes; returns what was removed.
+
+    Only safe while holding the data directory's lock (no writer is running).
+    """
+    found = leftover_temporaries(directory)
+    remove_files(directory, [name for name, _ in found])
+    return found
 
 
 # -- checkpoints -----------------------------------------------------------------
