@@ -26,6 +26,7 @@ from pyrstmdb.client.api import latest_version
 from pyrstmdb.results import GetMachineResult
 
 REPL_LIST_LIMIT = 50  # the REPL's list-instances shows the first 50 by default
+WAL_PAGE = 100  # wal-read without --limit shows this many records
 
 
 def ping(ctx: Context) -> Output:
@@ -39,7 +40,7 @@ def info(ctx: Context) -> Output:
 
 
 def hash_token(ctx: Context) -> Output:
-    return Output(None, hashlib.sha256(ctx.ns.token.encode("utf-8")).hexdigest())
+    return Output(None, hashlib.sha256(ctx.ns.plain_token.encode("utf-8")).hexdigest())
 
 
 # -- machines ---------------------------------------------------------------------------------
@@ -156,7 +157,9 @@ def snapshot_instance(ctx: Context) -> Output:
 def batch(ctx: Context) -> Output:
     ops: Any = json_arg(ctx.ns.ops, "OPS")
     result = ctx.client.batch(ops, ctx.ns.mode)
-    return Output(result.to_dict(), render.batch(result, ctx.style))
+    failed = sum(1 for item in result.results if item.status != "ok")
+    failure = f"{failed} of {len(result.results)} batch ops failed" if failed else None
+    return Output(result.to_dict(), render.batch(result, ctx.style), failure=failure)
 
 
 # -- storage ----------------------------------------------------------------------------------
@@ -166,8 +169,21 @@ def wal_read(ctx: Context) -> Output:
     start = words.take_uint(ns.from_offset, "FROM", required=False)
     limit = words.take_uint(ns.limit, "LIMIT", required=False)
     words.done()
-    result = ctx.client.wal_read(start or 0, limit)
-    return Output(result.to_dict(), render.wal(result, ctx.style))
+    result = ctx.client.wal_read(start or 0, WAL_PAGE if limit is None else limit)
+    note = None
+    more = result.next_offset is not None and result.next_offset <= _latest_offset(ctx)
+    if result.next_offset is not None and more:
+        page = WAL_PAGE if limit is None else limit
+        note = (
+            f"More records: rstmdb-cli wal-read --from {result.next_offset} --limit {page}"
+            if ctx.session is None
+            else f"More records: wal {result.next_offset} {page}"
+        )
+    return Output(result.to_dict(), render.wal(result, ctx.style), note=note)
+
+
+def _latest_offset(ctx: Context) -> int:
+    return ctx.client.wal_stats().latest_offset
 
 
 def wal_stats(ctx: Context) -> Output:
