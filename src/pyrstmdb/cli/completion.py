@@ -38,7 +38,7 @@ def _words(shared: Sequence[Arg]) -> _Words:
     commands = commands_for(repl=False)
     every = [*shared, *(item for command in commands for item in command.args)]
     value_flags = sorted({flag for item in every if _takes_value(item) for flag in item.flags})
-    return _Words(commands, _flags(shared) + ["-h", "--help"], value_flags)
+    return _Words(commands, [*_flags(shared), "-h", "--help"], value_flags)
 
 
 def _choices(command: Command) -> list[str]:

@@ -75,7 +75,12 @@ def global_options(env: Mapping[str, str]) -> tuple[Arg, ...]:
             metavar="TOKEN",
             help="authentication token (env RSTMDB_TOKEN)",
         ),
-        arg("--tls", action="store_true", default=tls_default, help="connect with TLS (env RSTMDB_TLS)"),
+        arg(
+            "--tls",
+            action="store_true",
+            default=tls_default,
+            help="connect with TLS (env RSTMDB_TLS)",
+        ),
         arg(
             "--ca-cert",
             default=env.get("RSTMDB_CA_CERT"),

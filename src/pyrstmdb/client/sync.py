@@ -13,9 +13,9 @@ blocking client may be shared by threads (their requests are pipelined)::
             ...
 
 A client still open when the interpreter exits is closed then (an ``atexit``
-hook), so no task is left pending. Raises what :mod:`pyrstmdb.client.channel` raises; calling a client method
-from inside an ``on_notice`` callback (which runs on the loop thread) raises
-``RuntimeError``.
+hook), so no task is left pending. Raises what :mod:`pyrstmdb.client.channel`
+raises; calling a client method from inside an ``on_notice`` callback (which
+runs on the loop thread) raises ``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _close_at_exit() -> None:
     for client in list(_OPEN):
         try:
             client.close()
-        except Exception:  # noqa: S112 - best effort at exit; the process is leaving anyway
+        except Exception:  # best effort: the process is leaving anyway
             continue
 
 
