@@ -23,7 +23,7 @@ from pyrstmdb.cli.context import (
     optional_json,
 )
 from pyrstmdb.client.api import latest_version
-from pyrstmdb.results import GetMachineResult
+from pyrstmdb.results import GetMachineResult, WalReadResult
 
 REPL_LIST_LIMIT = 50  # the REPL's list-instances shows the first 50 by default
 WAL_PAGE = 100  # wal-read without --limit shows this many records
@@ -164,26 +164,24 @@ def batch(ctx: Context) -> Output:
 
 # -- storage ----------------------------------------------------------------------------------
 def wal_read(ctx: Context) -> Output:
+    """A page of records (``WAL_PAGE`` by default); a note on stderr when more follow."""
     ns = ctx.ns
     words = Positionals(ns.words)
     start = words.take_uint(ns.from_offset, "FROM", required=False)
     limit = words.take_uint(ns.limit, "LIMIT", required=False)
     words.done()
-    result = ctx.client.wal_read(start or 0, WAL_PAGE if limit is None else limit)
+    page = WAL_PAGE if limit is None else limit
+    result = ctx.client.wal_read(start or 0, page + 1)  # one more tells whether more follow
     note = None
-    more = result.next_offset is not None and result.next_offset <= _latest_offset(ctx)
-    if result.next_offset is not None and more:
-        page = WAL_PAGE if limit is None else limit
+    if len(result.records) > page:
+        shown = result.records[:page]
+        result = WalReadResult(shown, shown[-1].offset + 1 if shown else start or 0)
         note = (
             f"More records: rstmdb-cli wal-read --from {result.next_offset} --limit {page}"
             if ctx.session is None
             else f"More records: wal {result.next_offset} {page}"
         )
     return Output(result.to_dict(), render.wal(result, ctx.style), note=note)
-
-
-def _latest_offset(ctx: Context) -> int:
-    return ctx.client.wal_stats().latest_offset
 
 
 def wal_stats(ctx: Context) -> Output:
