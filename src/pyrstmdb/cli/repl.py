@@ -105,10 +105,11 @@ class Repl:
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
-    def fail(self, text: str) -> None:
-        """An error line (standard error when input is piped); counts as a failure."""
+    def fail(self, text: str, *more: str) -> None:
+        """Error lines (standard error when input is piped); one failure."""
         self.failures += 1
-        print(text, file=self.err, flush=True)
+        for line in (text, *more):
+            print(line, file=self.err, flush=True)
 
     def _error(self, error: BaseException) -> None:
         line = error_line(error)
@@ -158,9 +159,9 @@ class Repl:
 
     def _usage(self, name: str, message: str) -> None:
         command = BY_NAME[name]
-        self.fail(f"Usage: {command.usage or command.name}")
-        self.failures -= 1  # one failure, two lines
-        self.fail(f"{self.style.red('Error')}: {message}")
+        self.fail(
+            f"Usage: {command.usage or command.name}", f"{self.style.red('Error')}: {message}"
+        )
 
     def _builtin(self, name: str, ns: argparse.Namespace) -> bool:
         command = BY_NAME[name].name

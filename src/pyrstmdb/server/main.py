@@ -50,7 +50,8 @@ settings (later ones win, key by key): built-in defaults, the YAML file
 (--config or RSTMDB_CONFIG), RSTMDB_* environment variables, then these flags.
 Common variables: RSTMDB_BIND, RSTMDB_DATA, RSTMDB_FSYNC_POLICY, RSTMDB_AUTH_REQUIRED,
 RSTMDB_AUTH_TOKEN_HASH, RSTMDB_TLS_ENABLED, RSTMDB_METRICS_ENABLED, RSTMDB_LOG_LEVEL,
-RSTMDB_LOG_FORMAT. Every setting and its variable: docs/CONFIGURATION.md.
+RSTMDB_LOG_FORMAT. Every setting and its variable: docs/CONFIGURATION.md in the
+pyrstmdb sources.
 
 Once ready the server prints 'listening on HOST:PORT' on standard output; logs go to
 standard error (text on a terminal, JSON otherwise). While it loads the data the
