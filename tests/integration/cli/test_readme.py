@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from test_cli_commands import QUICK_EXAMPLE
 from pyrstmdb.config import load_from_environment
 
 README = Path(__file__).resolve().parents[3] / "README.md"
+LAUNCHER = README.parent / "rstmdb"  # ./rstmdb, as the rstmdb introduction starts the server
 RUNNABLE = ("python", "sh", "bash")
 MARKER = re.compile(r"^<!-- readme-test: (.+) -->$")
 MARKERS = ("server stopped", "tls auth")
@@ -191,24 +193,50 @@ def test_readme_yaml_example_is_a_valid_configuration(tmp_path: Path) -> None:
     assert config.network.bind_addr == "0.0.0.0:7401" and config.auth.required
 
 
-def test_introduction_runs_after_the_readme_path_step(
-    rstmdb_server: Any, tmp_path: Path, cli_home: Path
-) -> None:
+def test_introduction_runs_after_the_readme_path_step(tmp_path: Path, cli_home: Path) -> None:
+    """``./rstmdb`` starts the server; in a new shell the PATH step makes ``rstmdb-cli`` work."""
     cwd = workdir(tmp_path)
-    server = rstmdb_server()
-    env = fresh_terminal_env(server, cli_home)
-    without = subprocess.run(
-        ["bash", "-e", "-c", QUICK_EXAMPLE], cwd=cwd, env=env, capture_output=True, text=True
-    )
-    assert without.returncode == 127 and "rstmdb-cli: command not found" in without.stderr
-    done = subprocess.run(
-        ["bash", "-e", "-c", path_step() + QUICK_EXAMPLE],
+    shutil.copy2(LAUNCHER, cwd / "rstmdb")
+    env = fresh_terminal_env(None, cli_home)
+    # The introduction's `./rstmdb`, on a free port instead of 7401 (tests bind no fixed port).
+    server = subprocess.Popen(
+        ["./rstmdb", "--bind", "127.0.0.1:0", "--data-dir", "data"],
         cwd=cwd,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
         text=True,
-        timeout=60,
     )
+    try:
+        assert server.stdout is not None
+        listening = server.stdout.readline()
+        assert listening.startswith("listening on 127.0.0.1:"), listening
+        env["RSTMDB_SERVER"] = listening.split()[-1]
+        without = subprocess.run(
+            ["bash", "-e", "-c", QUICK_EXAMPLE], cwd=cwd, env=env, capture_output=True, text=True
+        )
+        assert without.returncode == 127 and "rstmdb-cli: command not found" in without.stderr
+        done = subprocess.run(
+            ["bash", "-e", "-c", path_step() + QUICK_EXAMPLE],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        server.terminate()
+        assert server.wait(30) == 0
     assert done.returncode == 0, done.stderr
     assert re.match(r"rstmdb \S+\nrstmdb-cli \S+\nCreated machine order v1 ", done.stdout)
     assert "  State: shipped" in done.stdout
+
+
+def test_the_launcher_says_what_to_do_without_a_virtualenv(tmp_path: Path) -> None:
+    shutil.copy2(LAUNCHER, tmp_path / "rstmdb")
+    done = subprocess.run(["./rstmdb"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (
+        "rstmdb: ./.venv/bin/rstmdb is not installed yet; run 'make venv' first\n"
+    )
