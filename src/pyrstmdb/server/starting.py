@@ -15,8 +15,9 @@ the real connections and closes the connections of the starting phase (clients
 reconnect; nothing they sent was executed).
 
 :class:`ReplayReport` logs the replay's progress (records and percent) when it
-lasts longer than :data:`QUIET_SECONDS`, at most one line per
-:data:`REPORT_EVERY` seconds, and the time the whole start-up took.
+lasts longer than :data:`QUIET_SECONDS`: at most one line per
+:data:`REPORT_EVERY` seconds and per :data:`REPORT_STEP` percent (so at most
+ten lines however long it takes), then how long loading took.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ log = logging.getLogger("pyrstmdb.server")
 
 QUIET_SECONDS = 1.0
 REPORT_EVERY = 1.0
+REPORT_STEP = 10  # percent
 STARTING = "starting"
 
 
@@ -58,6 +60,7 @@ class ReplayReport:
         self._clock = clock
         self.started = clock()
         self._next_report = self.started + QUIET_SECONDS
+        self._next_percent = 0
         self._lock = threading.Lock()
         self.records = 0
         self.percent = 0
@@ -68,9 +71,12 @@ class ReplayReport:
         now = self._clock()
         with self._lock:
             self.records, self.percent = records, percent
-            if now < self._next_report or percent >= 100 or records == 0:
+            if now < self._next_report or percent < self._next_percent:
+                return
+            if percent >= 100 or records == 0:
                 return
             self._next_report = now + REPORT_EVERY
+            self._next_percent = (percent // REPORT_STEP + 1) * REPORT_STEP
             self.reported = True
         log.info("replaying the log: %s records (%d%%)", f"{records:,}", percent)
 

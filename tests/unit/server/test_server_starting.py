@@ -50,3 +50,18 @@ def test_a_short_replay_says_only_when_it_is_done(caplog: pytest.LogCaptureFixtu
     assert [r.getMessage() for r in caplog.records] == [
         "data loaded in 0.8 s (2,000 log records replayed)"
     ]
+
+
+def test_a_long_replay_logs_at_most_ten_lines(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    report = ReplayReport(clock)
+    with caplog.at_level(logging.INFO, logger="pyrstmdb.server"):
+        for step in range(1, 601):  # 600 chunks over 60 s
+            clock.now += 0.1
+            report(step * 1000, step, 600)
+        report.finished()
+    messages = [record.getMessage() for record in caplog.records]
+    percents = [int(m.split("(")[1].rstrip("%)")) for m in messages[:-1]]
+    assert 5 <= len(percents) <= 10
+    assert percents == sorted(percents) and len({p // 10 for p in percents}) == len(percents)
+    assert messages[-1] == "data loaded in 60.0 s (600,000 log records replayed)"
