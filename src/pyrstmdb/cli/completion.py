@@ -64,13 +64,18 @@ def _names(command: Command) -> list[str]:
     return [command.name, *command.aliases]
 
 
+def _pattern(command: Command) -> str:
+    """A ``case`` pattern matching the command's names literally (``?`` is an alias)."""
+    return "|".join(f'"{name}"' for name in _names(command))
+
+
 def bash(shared: Sequence[Arg]) -> str:
     words = _words(shared)
     cases = []
     for command in words.commands:
         flags = " ".join(_flags(command.args))
         choices = " ".join(_choices(command))
-        pattern = "|".join(_names(command))
+        pattern = _pattern(command)
         cases.append(f'        {pattern}) flags="{flags}"; choices="{choices}" ;;')
     option_cases = [
         f'        {flag}) COMPREPLY=($(compgen -W "{" ".join(values)}" -- "$cur")); return ;;'
@@ -133,7 +138,7 @@ def zsh(shared: Sequence[Arg]) -> str:
         for name in _names(command)
     ]
     cases = [
-        f"    ({'|'.join(_names(command))}) flags=({' '.join(_flags(command.args))}); "
+        f"    ({_pattern(command)}) flags=({' '.join(_flags(command.args))}); "
         f"choices=({' '.join(_choices(command))}) ;;"
         for command in words.commands
     ]

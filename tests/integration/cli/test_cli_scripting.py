@@ -110,12 +110,14 @@ def test_completion_scripts_come_from_the_command_table(run_cli: RunCli, tmp_pat
     assert complete("-s", "h:1", "get-i") == ["get-instance"]
     assert complete("apply-event", "--ex") == ["--expected-state", "--expected-wal-offset"]
     assert complete("get-instance", "x", "--js") == ["--json"]
+    assert complete("a", "--ex") == ["--expected-state", "--expected-wal-offset"]  # not `?`
     assert complete("batch", "--mode", "") == ["atomic", "best_effort"]
     assert complete("completion", "") == ["bash", "zsh"]
     zsh = run_cli("completion", "zsh")
     assert zsh.returncode == 0 and zsh.stdout.startswith("#compdef rstmdb-cli\n")
     assert "'apply-event:Apply an event to an instance'" in zsh.stdout
-    assert "(apply-event|apply|a) flags=(-i --instance -e --event" in zsh.stdout
+    assert '("apply-event"|"apply"|"a") flags=(-i --instance -e --event' in zsh.stdout
+    assert '("help"|"?") flags=()' in zsh.stdout
     bad = run_cli("completion", "fish")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
