@@ -14,12 +14,23 @@ export RSTMDB_BIND RSTMDB_DATA
 
 venv: $(STAMP)
 
+# Set-up prints one line per step; pip's own output (and the warnings a local pip
+# configuration may add) goes to $(VENV)/setup.log and is shown only when a step fails.
+SETUP_LOG = $(VENV)/setup.log
+define quietly
+	@echo "==> $(1)"
+	@$(2) >>$(SETUP_LOG) 2>&1 || { grep -v -i '^warning' $(SETUP_LOG) | tail -n 40; \
+		echo "set-up failed: $(1) (full log: $(SETUP_LOG))"; exit 1; }
+endef
+
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $@
+	@test -x $(PY) || { echo "==> creating the virtualenv $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@: > $(SETUP_LOG)
+	$(call quietly,upgrading pip,$(PY) -m pip install --quiet --upgrade pip)
+	$(call quietly,installing pyrstmdb and its test dependencies (compiles the hot path; about a minute the first time),$(PY) -m pip install --quiet -e '.[test]')
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+	@echo "==> ready: run '. $(VENV)/bin/activate' to put rstmdb and rstmdb-cli on your PATH"
 
 run: $(STAMP)
 	exec $(VENV)/bin/rstmdb --bind "$(RSTMDB_BIND)" --data-dir "$(RSTMDB_DATA)"

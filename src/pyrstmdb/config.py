@@ -38,7 +38,7 @@ YAML key                           Environment variable              Default
 ``metrics.enabled``                ``RSTMDB_METRICS_ENABLED``        ``false``
 ``metrics.bind_addr``              ``RSTMDB_METRICS_BIND``           ``0.0.0.0:9090``
 ``logging.level``                  ``RSTMDB_LOG_LEVEL``, ``RUST_LOG``  ``info``
-``logging.format``                 ``RSTMDB_LOG_FORMAT``             ``json``
+``logging.format``                 ``RSTMDB_LOG_FORMAT``             ``auto``
 ``subscriptions.buffer_events``    ``RSTMDB_SUBSCRIPTION_BUFFER``    ``1024`` (≥ 1)
 =================================  ================================  ====================
 
@@ -61,7 +61,8 @@ Value forms:
   skipped) are merged.
 * ``logging.level``: trace, debug, info, warn, warning, error (any case).
   ``RUST_LOG`` counts only when it is a plain level word; ``RSTMDB_LOG_LEVEL`` wins.
-* ``logging.format``: ``text`` or ``json`` (``pretty`` is read as ``text``).
+* ``logging.format``: ``auto`` (text on a terminal, else json), ``text`` or ``json``
+  (``pretty`` is read as ``text``).
 
 An environment variable that is empty (or only blanks) counts as not set. Unknown
 YAML keys and sections, and unknown ``RSTMDB_*`` variables, are ignored with a
@@ -109,7 +110,7 @@ __all__ = [
 ]
 
 LogLevel = Literal["trace", "debug", "info", "warn", "warning", "error"]
-LogFormat = Literal["text", "json"]
+LogFormat = Literal["auto", "text", "json"]
 LOG_LEVELS: tuple[LogLevel, ...] = ("trace", "debug", "info", "warn", "warning", "error")
 TRACE = 5  # numeric level used for "trace" with the standard logging module
 _PYTHON_LEVELS = {"trace": TRACE, "debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40}
@@ -203,7 +204,7 @@ class MetricsConfig:
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
     level: LogLevel = "info"
-    format: LogFormat = "json"
+    format: LogFormat = "auto"  # text when standard error is a terminal, else json
 
     @property
     def python_level(self) -> int:
@@ -457,7 +458,9 @@ def _format(text: str) -> LogFormat:
         return "text"
     if word == "json":
         return "json"
-    raise ValueError(f"expected text or json, got {text!r}")
+    if word == "auto":
+        return "auto"
+    raise ValueError(f"expected auto, text or json, got {text!r}")
 
 
 def _yaml_format(value: object) -> object:

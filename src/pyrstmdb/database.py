@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable
 from math import isfinite
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -62,6 +62,9 @@ from pyrstmdb.results import (
 from pyrstmdb.storage.compaction import AutoCompactor
 from pyrstmdb.storage.policy import FsyncPolicy
 from pyrstmdb.storage.store import MemoryStore, Store
+
+if TYPE_CHECKING:
+    from pyrstmdb.storage.disk import DiskStore
 
 T = TypeVar("T")
 log = logging.getLogger("pyrstmdb.database")
@@ -126,6 +129,7 @@ class Database:
         compaction: CompactionConfig | None = None,
         compaction_check_secs: float = 10.0,
         clock: Callable[[], int] | None = None,
+        replay_progress: Callable[[int, int, int], None] | None = None,
     ) -> None:
         policy = (
             fsync_policy
@@ -133,14 +137,17 @@ class Database:
             else FsyncPolicy.from_yaml(fsync_policy)
         )
         store: Store
+        disk: DiskStore | None = None
         if path is None:
             store = MemoryStore()
         else:
             from pyrstmdb.storage.disk import DiskStore
 
-            store = DiskStore.open(
+            disk = DiskStore.open(
                 os.fspath(path), policy=policy, segment_size=wal_segment_size_mb * 1024 * 1024
             )
+            disk.replay_progress = replay_progress  # for the replay at open only
+            store = disk
         self.path = None if path is None else os.fspath(path)
         try:
             self._core = Core(
@@ -153,6 +160,9 @@ class Database:
         except BaseException:
             _close_quietly(store)  # releases the data directory for another attempt
             raise
+        finally:
+            if disk is not None:
+                disk.replay_progress = None
         self._closed = False
         self._compactor: AutoCompactor | None = None
         if path is not None and compaction is not None and compaction.automatic:
@@ -165,8 +175,13 @@ class Database:
             self._compactor.start()
 
     @classmethod
-    def from_config(cls, config: Config) -> Database:
-        """The durable database a server runs, as configured (OPERATIONS §2)."""
+    def from_config(
+        cls, config: Config, replay_progress: Callable[[int, int, int], None] | None = None
+    ) -> Database:
+        """The durable database a server runs, as configured (OPERATIONS §2).
+
+        ``replay_progress(records, bytes_done, bytes_total)`` follows the log replay.
+        """
         storage = config.storage
         return cls(
             storage.data_dir,
@@ -176,6 +191,7 @@ class Database:
             idempotency_ttl_secs=storage.idempotency_ttl_secs,
             idempotency_max_keys=storage.idempotency_max_keys,
             compaction=config.compaction,
+            replay_progress=replay_progress,
         )
 
     # -- plumbing ----------------------------------------------------------------

@@ -56,7 +56,7 @@ def test_defaults_match_the_operations_table() -> None:
     assert cfg.auth == AuthConfig(False, frozenset(), None)
     assert cfg.tls == TlsConfig(False, None, None, False, None)
     assert cfg.metrics == MetricsConfig(False, "0.0.0.0", 9090)
-    assert cfg.logging == LoggingConfig("info", "json")
+    assert cfg.logging == LoggingConfig("info", "auto")
     assert cfg.subscriptions == SubscriptionConfig(1024)
     assert cfg.warnings == ()
     assert cfg.bind_addr == "127.0.0.1:7401"

@@ -48,10 +48,16 @@ class Session(Protocol):
 
 @dataclass(slots=True)
 class Output:
-    """A handler's answer: ``doc`` for ``--json`` (``None``: print ``text`` anyway)."""
+    """A handler's answer: ``doc`` for ``--json`` (``None``: print ``text`` anyway).
+
+    ``failure``: printed after the result on stderr, and the command exits 1 (a
+    ``best_effort`` batch with failed ops); ``note``: a hint for stderr (exit 0).
+    """
 
     doc: dict[str, Any] | None
     text: str
+    failure: str | None = None
+    note: str | None = None
 
 
 @dataclass(slots=True)

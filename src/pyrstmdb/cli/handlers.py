@@ -23,9 +23,10 @@ from pyrstmdb.cli.context import (
     optional_json,
 )
 from pyrstmdb.client.api import latest_version
-from pyrstmdb.results import GetMachineResult
+from pyrstmdb.results import GetMachineResult, WalReadResult
 
 REPL_LIST_LIMIT = 50  # the REPL's list-instances shows the first 50 by default
+WAL_PAGE = 100  # wal-read without --limit shows this many records
 
 
 def ping(ctx: Context) -> Output:
@@ -39,7 +40,7 @@ def info(ctx: Context) -> Output:
 
 
 def hash_token(ctx: Context) -> Output:
-    return Output(None, hashlib.sha256(ctx.ns.token.encode("utf-8")).hexdigest())
+    return Output(None, hashlib.sha256(ctx.ns.plain_token.encode("utf-8")).hexdigest())
 
 
 # -- machines ---------------------------------------------------------------------------------
@@ -156,18 +157,31 @@ def snapshot_instance(ctx: Context) -> Output:
 def batch(ctx: Context) -> Output:
     ops: Any = json_arg(ctx.ns.ops, "OPS")
     result = ctx.client.batch(ops, ctx.ns.mode)
-    return Output(result.to_dict(), render.batch(result, ctx.style))
+    failed = sum(1 for item in result.results if item.status != "ok")
+    failure = f"{failed} of {len(result.results)} batch ops failed" if failed else None
+    return Output(result.to_dict(), render.batch(result, ctx.style), failure=failure)
 
 
 # -- storage ----------------------------------------------------------------------------------
 def wal_read(ctx: Context) -> Output:
+    """A page of records (``WAL_PAGE`` by default); a note on stderr when more follow."""
     ns = ctx.ns
     words = Positionals(ns.words)
     start = words.take_uint(ns.from_offset, "FROM", required=False)
     limit = words.take_uint(ns.limit, "LIMIT", required=False)
     words.done()
-    result = ctx.client.wal_read(start or 0, limit)
-    return Output(result.to_dict(), render.wal(result, ctx.style))
+    page = WAL_PAGE if limit is None else limit
+    result = ctx.client.wal_read(start or 0, page + 1)  # one more tells whether more follow
+    note = None
+    if len(result.records) > page:
+        shown = result.records[:page]
+        result = WalReadResult(shown, shown[-1].offset + 1 if shown else start or 0)
+        note = (
+            f"More records: rstmdb-cli wal-read --from {result.next_offset} --limit {page}"
+            if ctx.session is None
+            else f"More records: wal {result.next_offset} {page}"
+        )
+    return Output(result.to_dict(), render.wal(result, ctx.style), note=note)
 
 
 def wal_stats(ctx: Context) -> Output:

@@ -5,14 +5,15 @@
     rstmdb-cli [GLOBAL OPTIONS] COMMAND [ARGS]
     rstmdb-cli --json -s db.example:7401 get-instance o-1
 
-Global options come before the command; flags beat the environment
+Global options may come before or after the command; flags beat the environment
 (``RSTMDB_SERVER``, ``RSTMDB_TOKEN``, ``RSTMDB_TLS``, ``RSTMDB_CA_CERT``,
 ``RSTMDB_CLIENT_CERT``, ``RSTMDB_CLIENT_KEY``), which beats the defaults.
 ``--json`` prints exactly one JSON document: the protocol result object.
 
-Exit status: 0 success; 1 a server error (``Error: <message>`` on stderr), a
-local failure, or ``Connection failed: <address>: <reason>``; 2 a usage error;
-130 interrupted. No Python traceback reaches the user.
+Exit status: 0 success; 1 a server error (``Error [CODE]: <message>`` on stderr),
+a ``best_effort`` batch with failed ops, a local failure, or ``Connection failed:
+<address>: <reason>``; 2 a usage error; 130 interrupted. No Python traceback
+reaches the user.
 """
 
 from __future__ import annotations
@@ -26,7 +27,16 @@ from typing import TextIO
 from pyrstmdb import __version__
 from pyrstmdb.cli import render
 from pyrstmdb.cli.context import CliError, ConnectFailed, Context, Output, UsageError
-from pyrstmdb.cli.table import BY_NAME, CommandParser, ParserExit, add_commands, commands_for
+from pyrstmdb.cli.table import (
+    BY_NAME,
+    JSON_OPTION,
+    Arg,
+    CommandParser,
+    ParserExit,
+    add_commands,
+    arg,
+    commands_for,
+)
 from pyrstmdb.client import Client, ClientConnectionError
 from pyrstmdb.client.options import DEFAULT_ADDRESS
 from pyrstmdb.config import parse_address
@@ -45,51 +55,73 @@ def _address(text: str) -> str:
     return text
 
 
+def global_options(env: Mapping[str, str]) -> tuple[Arg, ...]:
+    """The global options, with their defaults from ``env`` (accepted before or after a command)."""
+    server = env.get("RSTMDB_SERVER") or DEFAULT_ADDRESS
+    tls_default = env.get("RSTMDB_TLS", "").strip().lower() in _TRUE
+    return (
+        arg(
+            "-s",
+            "--server",
+            type=_address,
+            default=server,
+            metavar="ADDR",
+            help="server host:port (env RSTMDB_SERVER; default 127.0.0.1:7401)",
+        ),
+        arg(
+            "-t",
+            "--token",
+            default=env.get("RSTMDB_TOKEN"),
+            metavar="TOKEN",
+            help="authentication token (env RSTMDB_TOKEN)",
+        ),
+        arg(
+            "--tls",
+            action="store_true",
+            default=tls_default,
+            help="connect with TLS (env RSTMDB_TLS)",
+        ),
+        arg(
+            "--ca-cert",
+            default=env.get("RSTMDB_CA_CERT"),
+            metavar="PATH",
+            help="CA bundle; implies TLS (env RSTMDB_CA_CERT)",
+        ),
+        arg(
+            "--client-cert",
+            default=env.get("RSTMDB_CLIENT_CERT"),
+            metavar="PATH",
+            help="client certificate for mTLS (env RSTMDB_CLIENT_CERT)",
+        ),
+        arg(
+            "--client-key",
+            default=env.get("RSTMDB_CLIENT_KEY"),
+            metavar="PATH",
+            help="its key (env RSTMDB_CLIENT_KEY)",
+        ),
+        arg("-k", "--insecure", action="store_true", help="TLS without certificate verification"),
+        arg("--server-name", metavar="NAME", help="TLS server name (default: the host)"),
+        JSON_OPTION,
+    )
+
+
 def build_parser(env: Mapping[str, str]) -> CommandParser:
     parser = CommandParser(
         prog="rstmdb-cli",
-        usage="rstmdb-cli [OPTIONS] COMMAND [ARGS]",
+        usage="rstmdb-cli [OPTIONS] COMMAND [ARGS] [OPTIONS]",
         description="Command line for the rstmdb state machine database",
+        epilog="Options may come before or after the command. "
+        "'rstmdb-cli COMMAND --help' shows the arguments of a command; "
+        "'rstmdb-cli completion bash|zsh' prints a shell completion script. See docs/CLI.md.",
     )
-    add = parser.add_argument
-    server = env.get("RSTMDB_SERVER") or DEFAULT_ADDRESS
-    add(
-        "-s",
-        "--server",
-        type=_address,
-        default=server,
-        metavar="ADDR",
-        help="server host:port (env RSTMDB_SERVER; default 127.0.0.1:7401)",
-    )
-    add(
-        "-t",
-        "--token",
-        default=env.get("RSTMDB_TOKEN"),
-        help="authentication token (env RSTMDB_TOKEN)",
-    )
-    tls_default = env.get("RSTMDB_TLS", "").strip().lower() in _TRUE
-    add("--tls", action="store_true", default=tls_default, help="connect with TLS (env RSTMDB_TLS)")
-    add(
-        "--ca-cert",
-        default=env.get("RSTMDB_CA_CERT"),
-        metavar="PATH",
-        help="CA bundle; implies TLS",
-    )
-    add(
-        "--client-cert",
-        default=env.get("RSTMDB_CLIENT_CERT"),
-        metavar="PATH",
-        help="client certificate (mTLS)",
-    )
-    add("--client-key", default=env.get("RSTMDB_CLIENT_KEY"), metavar="PATH", help="its key")
-    add("-k", "--insecure", action="store_true", help="TLS without certificate verification")
-    add("--server-name", metavar="NAME", help="TLS server name (default: the host)")
-    add("--json", action="store_true", help="print the result as one JSON document")
-    add("-V", "--version", action="version", version=f"rstmdb-cli {__version__}")
+    shared = global_options(env)
+    for item in shared:
+        parser.add_argument(*item.flags, **item.options)
+    parser.add_argument("-V", "--version", action="version", version=f"rstmdb-cli {__version__}")
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=CommandParser, prog="rstmdb-cli"
     )
-    add_commands(sub, repl=False)
+    add_commands(sub, repl=False, shared=shared)
     return parser
 
 
@@ -112,20 +144,42 @@ def client_factory(ns: argparse.Namespace) -> Callable[[], Client]:
                 client_name=CLIENT_NAME,
             )
         except ClientConnectionError as exc:
-            raise ConnectFailed(str(exc)) from None
+            raise ConnectFailed(_with_hint(str(exc), ns)) from None
         except RstmdbError as exc:
             raise ConnectFailed(f"{ns.server}: {exc.message}") from None
 
     return connect
 
 
-def emit(ctx: Context, output: Output | None) -> None:
+def _with_hint(reason: str, ns: argparse.Namespace) -> str:
+    """A plain connection to a TLS port breaks in the handshake: say what to try."""
+    plain = not (ns.tls or ns.ca_cert or ns.client_cert or ns.insecure)
+    if plain and "during handshake" in reason:
+        return f"{reason} (is the server using TLS? try --tls, or --ca-cert PATH)"
+    return reason
+
+
+def emit(ctx: Context, output: Output | None) -> int:
+    """Print ``output``; returns the exit status it stands for."""
     if output is None:
-        return
+        return EXIT_OK
     if ctx.json and output.doc is not None:
         print(render.compact_json(output.doc), file=ctx.out, flush=True)
     elif output.text:
         print(output.text, file=ctx.out, flush=True)
+    if output.note:
+        print(ctx.style.dim(output.note), file=ctx.err, flush=True)
+    if output.failure:
+        print(f"Error: {output.failure}", file=ctx.err, flush=True)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def error_line(error: BaseException) -> str:
+    """``Error [CODE]: message`` for a server error, ``Error: …`` for others."""
+    if isinstance(error, RstmdbError):
+        return f"Error [{error.code}]: {error.message}"
+    return f"Error: {error}"
 
 
 def report(error: BaseException, err: TextIO) -> int:
@@ -135,10 +189,8 @@ def report(error: BaseException, err: TextIO) -> int:
     elif isinstance(error, UsageError):
         print(f"rstmdb-cli: error: {error} (see --help)", file=err)
         return EXIT_USAGE
-    elif isinstance(error, RstmdbError):
-        print(f"Error: {error.message}", file=err)
     else:
-        print(f"Error: {error}", file=err)
+        print(error_line(error), file=err)
     return EXIT_ERROR
 
 
@@ -148,13 +200,12 @@ def run_command(ctx: Context) -> int:
         print(help_text(), file=ctx.out)
         return EXIT_OK
     try:
-        emit(ctx, command.handler(ctx))
+        return emit(ctx, command.handler(ctx))
     except (CliError, ConnectFailed, UsageError, RstmdbError, ClientConnectionError) as exc:
         return report(exc, ctx.err)
     finally:
         if ctx._client is not None:
             ctx._client.close()
-    return EXIT_OK
 
 
 def help_text() -> str:
@@ -185,6 +236,11 @@ def _main(argv: Sequence[str], env: Mapping[str, str]) -> int:
         connect = client_factory(ns)
     except CliError as exc:
         return report(exc, sys.stderr)
+    if ns.command == "completion":
+        from pyrstmdb.cli.completion import script
+
+        print(script(ns.shell, global_options(env)), end="")
+        return EXIT_OK
     if ns.command in (None, "repl"):
         from pyrstmdb.cli.repl import run_repl
 

@@ -86,7 +86,7 @@ def compact_json(value: Any) -> str:
 
 
 def human_size(size: int) -> str:
-    for limit, unit in ((1024**3, "GB"), (1024**2, "MB"), (1024, "KB")):
+    for limit, unit in ((1024**3, "GiB"), (1024**2, "MiB"), (1024, "KiB")):
         if size >= limit:
             return f"{size / limit:.2f} {unit}"
     return f"{size} B"

@@ -24,14 +24,14 @@ from typing import TextIO
 from pyrstmdb.cli import render
 from pyrstmdb.cli.context import CliError, ConnectFailed, Context, Output, UsageError
 from pyrstmdb.cli.lexer import is_complete, split_line
-from pyrstmdb.cli.main import emit
+from pyrstmdb.cli.main import EXIT_ERROR, EXIT_OK, emit, error_line
 from pyrstmdb.cli.table import BY_NAME, ParserExit, commands_for, repl_parsers
 from pyrstmdb.client import Client, ClientConnectionError
 from pyrstmdb.errors import RstmdbError
 
 PROMPT = "rstmdb> "
 HISTORY_FILE = ".rstmdb_history"
-HINT = "Hint: use 'reconnect' to reconnect to the server."
+HINT = "The connection is lost; the next command reconnects."
 
 
 class Known:
@@ -88,43 +88,63 @@ def help_text() -> str:
 class Repl:
     """One interactive session over one client."""
 
-    def __init__(self, address: str, client: Client, out: TextIO) -> None:
+    def __init__(
+        self, address: str, client: Client, out: TextIO, err: TextIO | None = None
+    ) -> None:
         self.address = address
         self.client = client
         self.out = out
+        self.err = err or out
         self.style = render.style_for(out)
         self.parsers = repl_parsers()
         self.known = Known()
         self.running = True
+        self.json = False
+        self.failures = 0
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
+
+    def fail(self, text: str, *more: str) -> None:
+        """Error lines (standard error when input is piped); one failure."""
+        self.failures += 1
+        for line in (text, *more):
+            print(line, file=self.err, flush=True)
+
+    def _error(self, error: BaseException) -> None:
+        line = error_line(error)
+        self.fail(f"{self.style.red(line.partition(':')[0])}:{line.partition(':')[2]}")
 
     # -- the Session protocol ---------------------------------------------------------------
     def quit(self) -> None:
         self.running = False
 
     def reconnect(self) -> str:
+        failed = self._reconnect()
+        return failed or self.style.green("Reconnected!")
+
+    def _reconnect(self) -> str | None:
+        """Reconnect; ``None`` on success, else the line that says why not."""
         self.say(f"Reconnecting to {self.address}...")
         try:
             self.client.reconnect()
         except (ClientConnectionError, RstmdbError) as exc:
             return f"{self.style.red('Reconnect failed')}: {exc}"
-        return self.style.green("Reconnected!")
+        return None
 
     # -- one entry ----------------------------------------------------------------------------
     def execute(self, text: str) -> None:
         try:
             words = split_line(text)
         except ValueError as exc:
-            self.say(f"{self.style.red('Error')}: {exc}")
+            self._error(exc)
             return
         if not words:
             return
         name = words[0].lower()
         parser = self.parsers.get(name)
         if parser is None:
-            self.say(f"Unknown command: {words[0]}. Type 'help' for help.")
+            self.fail(f"Unknown command: {words[0]}. Type 'help' for help.")
             return
         try:
             ns = parser.parse_args(words[1:])
@@ -139,8 +159,9 @@ class Repl:
 
     def _usage(self, name: str, message: str) -> None:
         command = BY_NAME[name]
-        self.say(f"Usage: {command.usage or command.name}")
-        self.say(f"{self.style.red('Error')}: {message}")
+        self.fail(
+            f"Usage: {command.usage or command.name}", f"{self.style.red('Error')}: {message}"
+        )
 
     def _builtin(self, name: str, ns: argparse.Namespace) -> bool:
         command = BY_NAME[name].name
@@ -165,22 +186,36 @@ class Repl:
             return
         command = BY_NAME[name]
         assert command.handler is not None
-        ctx = Context(ns, self.style, self.out, self.out, lambda: self.client, session=self)
+        if command.server and not self.client.connected and not self._reconnected():
+            return
+        json_output = self.json or bool(getattr(ns, "json", False))
+        ctx = Context(
+            ns, self.style, self.out, self.err, lambda: self.client, json_output, session=self
+        )
         try:
             output = command.handler(ctx)
-            emit(ctx, output)
+            if emit(ctx, output) != EXIT_OK:
+                self.failures += 1
             if isinstance(output, Output):
                 self.known.observe(command.name, output.doc)
         except UsageError as exc:
             self._usage(name, str(exc))
         except (ClientConnectionError, ConnectFailed) as exc:
-            self.say(f"{self.style.red('Error')}: {exc}\n{self.style.yellow(HINT)}")
-        except RstmdbError as exc:
-            self.say(f"{self.style.red('Error')}: {exc.message}")
-        except CliError as exc:
-            self.say(f"{self.style.red('Error')}: {exc}")
+            self._error(exc)
+            self.say(self.style.yellow(HINT))
+        except (RstmdbError, CliError) as exc:
+            self._error(exc)
         except KeyboardInterrupt:
             self.say("^C")
+
+    def _reconnected(self) -> bool:
+        """Reconnect before a command once the connection is gone; ``False``: it failed."""
+        failed = self._reconnect()
+        if failed is not None:
+            self.fail(failed)
+            return False
+        self.say(self.style.green("Reconnected!"))
+        return True
 
     # -- the loop -----------------------------------------------------------------------------
     def loop(self, entries: Iterator[str]) -> None:
@@ -221,26 +256,35 @@ def _terminal_entries(repl: Repl) -> Iterator[str]:
 
 
 def run_repl(ns: argparse.Namespace, connect: Callable[[], Client]) -> int:
+    """The REPL; on a terminal with its banner, otherwise quietly (a script).
+
+    Piped, errors go to standard error and the exit status is 1 when any entry failed.
+    """
     out = sys.stdout
     style = render.style_for(out)
-    print(style.bold(style.cyan("rstmdb CLI")), file=out)
-    print(f"Connecting to {ns.server}...", file=out, flush=True)
+    interactive = sys.stdin.isatty() and out.isatty()
+    banner = out if interactive else None
+    if banner is not None:
+        print(style.bold(style.cyan("rstmdb CLI")), file=banner)
+        print(f"Connecting to {ns.server}...", file=banner, flush=True)
     try:
         client = connect()
     except ConnectFailed as exc:
         print(f"Connection failed: {exc}", file=sys.stderr)
-        return 1
-    print(style.green("Connected!"), file=out)
-    print("Type 'help' for available commands.\n", file=out, flush=True)
-    repl = Repl(ns.server, client, out)
+        return EXIT_ERROR
+    if banner is not None:
+        print(style.green("Connected!"), file=banner)
+        print("Type 'help' for available commands.\n", file=banner, flush=True)
+    repl = Repl(ns.server, client, out, out if interactive else sys.stderr)
+    repl.json = bool(ns.json)
     try:
         repl.known.load(client)
-        interactive = sys.stdin.isatty() and out.isatty()
         repl.loop(_terminal_entries(repl) if interactive else _piped_entries(sys.stdin))
     finally:
         client.close()
-        print(style.dim("Disconnected."), file=out, flush=True)
-    return 0
+        if banner is not None:
+            print(style.dim("Disconnected."), file=banner, flush=True)
+    return EXIT_ERROR if repl.failures and not interactive else EXIT_OK
 
 
 __all__ = ["Known", "Repl", "run_repl"]

@@ -42,12 +42,42 @@ class CommandParser(argparse.ArgumentParser):
 
 @dataclass(frozen=True, slots=True)
 class Arg:
+    """One argparse argument; ``needed``: a flag the command cannot do without.
+
+    Such flags are not argparse-``required`` (the positional form may give the value
+    instead) but usage lines show them without brackets and their help says so.
+    """
+
     flags: tuple[str, ...]
     options: dict[str, Any] = field(default_factory=dict)
+    needed: bool = False
+
+    @property
+    def is_flag(self) -> bool:
+        return self.flags[0].startswith("-")
+
+    def usage(self) -> str:
+        """``-i ID``, ``[--no-ctx]``, ``[ARG ...]``: this argument in a usage line."""
+        action = self.options.get("action")
+        metavar = self.options.get("metavar")
+        if not self.is_flag:
+            word = metavar or self.flags[0].upper()
+            nargs = self.options.get("nargs")
+            if nargs == "*":
+                return f"[{word} ...]"
+            return f"[{word}]" if nargs == "?" else word
+        flag = self.flags[0]
+        if action not in ("store_true", "store_false"):
+            choices = self.options.get("choices")
+            value = "|".join(choices) if choices else metavar or self.flags[-1].lstrip("-").upper()
+            flag = f"{flag} {value}"
+        return flag if self.needed else f"[{flag}]"
 
 
-def arg(*flags: str, **options: Any) -> Arg:
-    return Arg(flags, options)
+def arg(*flags: str, needed: bool = False, **options: Any) -> Arg:
+    if needed:
+        options["help"] = f"{options.get('help', '')} (required; or as a positional word)".strip()
+    return Arg(flags, options, needed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +98,7 @@ WORDS = arg("words", nargs="*", metavar="ARG", help="positional form (see the RE
 IDEMPOTENCY = arg("--idempotency-key", metavar="KEY", help="retry-safe key for this write")
 FROM_OFFSET = arg("--from-offset", type=uint, metavar="OFFSET", help="replay history from here")
 NO_CTX = arg("--no-ctx", action="store_true", help="leave the context out of events")
+INSTANCE_ID = arg("id", metavar="ID", help="instance id")
 
 
 def _filter(flag: str, what: str) -> Arg:
@@ -75,17 +106,37 @@ def _filter(flag: str, what: str) -> Arg:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("help", "Show the commands", None, (arg("topic", nargs="?"),), ("?",), "help"),
+    Command(
+        "help",
+        "Show the commands",
+        None,
+        (arg("topic", nargs="?", metavar="COMMAND", help="show the flags of this command"),),
+        ("?",),
+        "help",
+    ),
     Command("quit", "Leave the REPL", None, aliases=("exit", "q"), usage="quit", where="repl"),
     Command("reconnect", "Reconnect to the server", None, aliases=("rc",), where="repl"),
     Command("repl", "Start the interactive shell (the default)", None, where="cli"),
+    Command(
+        "completion",
+        "Print the shell completion script (bash or zsh)",
+        None,
+        (arg("shell", choices=("bash", "zsh"), metavar="SHELL", help="bash or zsh"),),
+        usage="completion bash|zsh",
+        where="cli",
+        server=False,
+    ),
     Command("ping", "Ping the server", handlers.ping, usage="ping"),
     Command("info", "Show server information", handlers.info, usage="info"),
     Command(
         "put-machine",
         "Register a machine definition",
         handlers.put_machine,
-        (arg("-n", "--name"), arg("-v", "--version", type=uint), WORDS),
+        (
+            arg("-n", "--name", metavar="NAME", help="machine name", needed=True),
+            arg("-v", "--version", type=uint, metavar="VERSION", help="version", needed=True),
+            arg("words", nargs="*", metavar="DEFINITION", help="the definition: JSON or @file"),
+        ),
         ("pm",),
         "put-machine NAME VERSION DEFINITION",
     ),
@@ -94,10 +145,10 @@ COMMANDS: tuple[Command, ...] = (
         "Show a machine definition (latest version by default)",
         handlers.get_machine,
         (
-            arg("-n", "--name"),
-            arg("-v", "--version", type=uint),
-            arg("name_pos", nargs="?", metavar="NAME"),
-            arg("version_pos", nargs="?", metavar="VERSION"),
+            arg("-n", "--name", metavar="NAME", help="machine name"),
+            arg("-v", "--version", type=uint, metavar="VERSION", help="version (default: latest)"),
+            arg("name_pos", nargs="?", metavar="NAME", help="machine name"),
+            arg("version_pos", nargs="?", metavar="VERSION", help="version"),
         ),
         ("gm",),
         "get-machine NAME [VERSION]",
@@ -108,9 +159,18 @@ COMMANDS: tuple[Command, ...] = (
         "Create an instance",
         handlers.create_instance,
         (
-            arg("-m", "--machine"),
-            arg("-V", "--version", "--machine-version", dest="machine_version", type=uint),
-            arg("-i", "--id"),
+            arg("-m", "--machine", metavar="MACHINE", help="machine name", needed=True),
+            arg(
+                "-V",
+                "--version",
+                "--machine-version",
+                dest="machine_version",
+                type=uint,
+                metavar="VERSION",
+                help="machine version",
+                needed=True,
+            ),
+            arg("-i", "--id", metavar="ID", help="instance id (default: a new UUID)"),
             arg("-c", "--ctx", metavar="JSON", help="initial context: JSON or @file"),
             IDEMPOTENCY,
             WORDS,
@@ -122,7 +182,7 @@ COMMANDS: tuple[Command, ...] = (
         "get-instance",
         "Show an instance",
         handlers.get_instance,
-        (arg("id", metavar="ID"),),
+        (INSTANCE_ID,),
         ("get", "g"),
         "get ID",
     ),
@@ -131,10 +191,10 @@ COMMANDS: tuple[Command, ...] = (
         "List instances",
         handlers.list_instances,
         (
-            arg("--machine"),
-            arg("--state"),
-            arg("--limit", type=uint),
-            arg("--offset", type=uint),
+            arg("--machine", metavar="MACHINE", help="only instances of this machine"),
+            arg("--state", metavar="STATE", help="only instances in this state"),
+            arg("--limit", type=uint, metavar="N", help="at most N instances"),
+            arg("--offset", type=uint, metavar="N", help="skip the first N"),
             WORDS,
         ),
         ("li",),
@@ -144,7 +204,7 @@ COMMANDS: tuple[Command, ...] = (
         "delete-instance",
         "Delete an instance",
         handlers.delete_instance,
-        (arg("id", metavar="ID"), IDEMPOTENCY),
+        (INSTANCE_ID, IDEMPOTENCY),
         ("delete", "d"),
         "delete ID",
     ),
@@ -153,12 +213,21 @@ COMMANDS: tuple[Command, ...] = (
         "Apply an event to an instance",
         handlers.apply_event,
         (
-            arg("-i", "--instance"),
-            arg("-e", "--event"),
+            arg("-i", "--instance", metavar="ID", help="instance id", needed=True),
+            arg("-e", "--event", metavar="EVENT", help="event name", needed=True),
             arg("-p", "--payload", metavar="JSON", help="event payload: JSON or @file"),
-            arg("--expected-state", metavar="STATE"),
-            arg("--expected-wal-offset", type=uint, metavar="OFFSET"),
-            arg("--event-id", metavar="ID"),
+            arg(
+                "--expected-state",
+                metavar="STATE",
+                help="fail with a conflict unless the instance is in this state",
+            ),
+            arg(
+                "--expected-wal-offset",
+                type=uint,
+                metavar="OFFSET",
+                help="fail with a conflict unless this is the instance's last WAL offset",
+            ),
+            arg("--event-id", metavar="ID", help="an id stored with the event"),
             IDEMPOTENCY,
             WORDS,
         ),
@@ -170,7 +239,12 @@ COMMANDS: tuple[Command, ...] = (
         "Run several write ops",
         handlers.batch,
         (
-            arg("--mode", choices=("atomic", "best_effort"), default="atomic"),
+            arg(
+                "--mode",
+                choices=("atomic", "best_effort"),
+                default="atomic",
+                help="atomic: all or nothing (default); best_effort: each op on its own",
+            ),
             arg("ops", metavar="OPS_JSON", help='[{"op": ..., "params": {...}}, ...] or @file'),
         ),
         usage="batch [--mode atomic|best_effort] OPS_JSON",
@@ -179,16 +253,30 @@ COMMANDS: tuple[Command, ...] = (
         "snapshot-instance",
         "Write a snapshot of an instance",
         handlers.snapshot_instance,
-        (arg("id", metavar="ID"),),
+        (INSTANCE_ID,),
         usage="snapshot-instance ID",
     ),
     Command(
         "wal-read",
-        "Read WAL records",
+        "Read WAL records (a page at a time)",
         handlers.wal_read,
         (
-            arg("-f", "--from", "--from-offset", dest="from_offset", type=uint, metavar="OFFSET"),
-            arg("-l", "--limit", type=uint),
+            arg(
+                "-f",
+                "--from",
+                "--from-offset",
+                dest="from_offset",
+                type=uint,
+                metavar="OFFSET",
+                help="first offset to read (default: the start of the log)",
+            ),
+            arg(
+                "-l",
+                "--limit",
+                type=uint,
+                metavar="N",
+                help=f"at most N records (default: {handlers.WAL_PAGE})",
+            ),
             WORDS,
         ),
         ("wal",),
@@ -214,7 +302,7 @@ COMMANDS: tuple[Command, ...] = (
         "hash-token",
         "Print the SHA-256 hash of a token (offline)",
         handlers.hash_token,
-        (arg("token", metavar="TOKEN"),),
+        (arg("plain_token", metavar="TOKEN", help="the token to hash"),),
         usage="hash-token TOKEN",
         server=False,
     ),
@@ -222,7 +310,7 @@ COMMANDS: tuple[Command, ...] = (
         "watch-instance",
         "Stream the events of one instance",
         watch.watch_instance,
-        (arg("id", metavar="ID"), NO_CTX, FROM_OFFSET),
+        (INSTANCE_ID, NO_CTX, FROM_OFFSET),
         usage="watch-instance ID [--no-ctx] [--from-offset N]",
     ),
     Command(
@@ -243,7 +331,7 @@ COMMANDS: tuple[Command, ...] = (
         "unwatch",
         "Cancel a subscription of this connection",
         handlers.unwatch,
-        (arg("subscription_id", metavar="SUB_ID"),),
+        (arg("subscription_id", metavar="SUB_ID", help="the subscription id"),),
         usage="unwatch SUB_ID",
     ),
 )
@@ -258,27 +346,55 @@ def commands_for(repl: bool) -> list[Command]:
     return [command for command in COMMANDS if command.where != excluded]
 
 
+def _add(parser: argparse._ActionsContainer, item: Arg, default: Any = None) -> None:
+    """Add ``item`` to ``parser``, without the option strings the parser already has."""
+    options = dict(item.options)
+    flags = item.flags
+    if item.is_flag:
+        taken = parser._option_string_actions
+        flags = tuple(flag for flag in flags if flag not in taken)
+        if not flags:
+            return
+        if default is not None:
+            options["default"] = default
+    parser.add_argument(*flags, **options)
+
+
 def add_commands(
-    subparsers: argparse._SubParsersAction[CommandParser], repl: bool
+    subparsers: argparse._SubParsersAction[CommandParser],
+    repl: bool,
+    shared: tuple[Arg, ...] = (),
 ) -> dict[str, CommandParser]:
-    """One subparser per command (aliases included); returns them by every name."""
+    """One subparser per command (aliases included); returns them by every name.
+
+    ``shared`` (the global options) are accepted after the command too; there they only
+    set a value when given, so one placed before the command is not overwritten.
+    """
     parsers: dict[str, CommandParser] = {}
     for command in commands_for(repl):
+        words = " ".join(item.usage() for item in command.args)
         parser = subparsers.add_parser(
             command.name,
             aliases=list(command.aliases),
             help=command.summary,
             description=command.summary,
+            usage=f"%(prog)s {words}".rstrip() + (" [OPTIONS]" if shared else ""),
         )
         for item in command.args:
-            parser.add_argument(*item.flags, **item.options)
+            _add(parser, item)
+        group = parser.add_argument_group("global options") if shared else parser
+        for item in shared:
+            _add(group, item, default=argparse.SUPPRESS)
         parser.set_defaults(command=command.name)
         for name in (command.name, *command.aliases):
             parsers[name] = parser
     return parsers
 
 
+JSON_OPTION = arg("--json", action="store_true", help="print the result as one JSON document")
+
+
 def repl_parsers() -> dict[str, CommandParser]:
-    """The REPL's parsers: the same table, with the REPL-only commands."""
+    """The REPL's parsers: the same table, with the REPL-only commands (and ``--json``)."""
     root = CommandParser(prog="", add_help=False)
-    return add_commands(root.add_subparsers(parser_class=CommandParser), repl=True)
+    return add_commands(root.add_subparsers(parser_class=CommandParser), True, (JSON_OPTION,))

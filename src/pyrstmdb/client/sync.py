@@ -12,15 +12,18 @@ blocking client may be shared by threads (their requests are pipelined)::
         for event in client.watch_instance("o-1"):
             ...
 
-Raises what :mod:`pyrstmdb.client.channel` raises; calling a client method
-from inside an ``on_notice`` callback (which runs on the loop thread) raises
-``RuntimeError``.
+A client still open when the interpreter exits is closed then (an ``atexit``
+hook), so no task is left pending. Raises what :mod:`pyrstmdb.client.channel`
+raises; calling a client method from inside an ``on_notice`` callback (which
+runs on the loop thread) raises ``RuntimeError``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
+import weakref
 from collections.abc import Coroutine, Iterator
 from typing import Any, Self, TypeVar, Unpack
 
@@ -66,6 +69,19 @@ class LoopThread:
             self.loop.close()
 
 
+_OPEN: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Close the clients still open when the interpreter exits, so nothing is left pending."""
+    for client in list(_OPEN):
+        try:
+            client.close()
+        except Exception:  # best effort: the process is leaving anyway
+            continue
+
+
 class Client(Commands, SyncRunner):
     """A blocking connection to an rstmdb server.
 
@@ -83,6 +99,7 @@ class Client(Commands, SyncRunner):
         self.options = ClientOptions.create(address, options)
         self._thread = LoopThread()
         self._channel = Channel(self.options)
+        _OPEN.add(self)
         if connect:
             try:
                 self.connect()
@@ -119,6 +136,7 @@ class Client(Commands, SyncRunner):
 
     def close(self) -> None:
         """Close the connection, end every subscription and stop the loop thread."""
+        _OPEN.discard(self)
         if not self._thread.loop.is_closed():
             self._thread.run(self._channel.close())
         self._thread.stop()

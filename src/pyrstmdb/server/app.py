@@ -37,6 +37,7 @@ from pyrstmdb.server.connection import Connection, Shared
 from pyrstmdb.server.dispatch import Dispatcher
 from pyrstmdb.server.handlers.base import Settings
 from pyrstmdb.server.metrics import ServerMetrics, start_metrics_listener
+from pyrstmdb.server.starting import Gate
 from pyrstmdb.subscriptions import Hub
 
 log = logging.getLogger("pyrstmdb.server")
@@ -109,9 +110,10 @@ class _Connections:
 class Server:
     """One running rstmdb server over an open ``Database``."""
 
-    def __init__(self, config: Config, db: Database) -> None:
+    def __init__(self, config: Config, db: Database, gate: Gate | None = None) -> None:
         self.config = config
         self.db = db
+        self._gate = gate  # already listening (the start-up phase): take its socket over
         self.addresses: list[str] = []
         self.metrics_address: str | None = None
         self._listener: asyncio.base_events.Server | None = None
@@ -145,23 +147,26 @@ class Server:
             loop=loop,
         )
         if metrics is not None:
-            self._metrics_listener = await _listen(
+            self._metrics_listener = await listen(
                 "metrics",
                 config.metrics.bind_addr,
                 start_metrics_listener(metrics, config.metrics.bind_host, config.metrics.bind_port),
             )
             self.metrics_address = _bound(self._metrics_listener)[0]
-        self._listener = await _listen(
-            "",
-            config.network.bind_addr,
-            loop.create_server(
-                lambda: Connection(shared),
-                config.network.bind_host,
-                config.network.bind_port,
-                ssl=context,
-                backlog=1024,
-            ),
-        )
+        if self._gate is not None:
+            self._listener = self._gate.admit(lambda: Connection(shared))
+        else:
+            self._listener = await listen(
+                "",
+                config.network.bind_addr,
+                loop.create_server(
+                    lambda: Connection(shared),
+                    config.network.bind_host,
+                    config.network.bind_port,
+                    ssl=context,
+                    backlog=1024,
+                ),
+            )
         self.addresses = _bound(self._listener)
         self._idle_task = asyncio.create_task(self._sweep_idle())
 
@@ -229,7 +234,7 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def _listen(
+async def listen(
     what: str, address: str, starting: Coroutine[Any, Any, asyncio.base_events.Server]
 ) -> asyncio.base_events.Server:
     try:

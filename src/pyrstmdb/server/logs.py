@@ -1,4 +1,7 @@
-"""Logging set-up for the server: level and format (``text`` or ``json``) from the config.
+"""Logging set-up for the server: level and format from the config.
+
+The format ``auto`` (the default) writes readable text when standard error is a
+terminal and one JSON object per line otherwise; ``text`` and ``json`` force one.
 
 Log lines go to standard error, one line per record, so standard output stays free
 for the single ``listening on HOST:PORT`` line. ``trace`` is level 5. Nothing in the
@@ -54,11 +57,22 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+def uses_json(settings: LoggingConfig, stream: TextIO) -> bool:
+    """JSON unless the format says text, or is ``auto`` and ``stream`` is a terminal."""
+    if settings.format != "auto":
+        return settings.format == "json"
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):
+        return True
+
+
 def configure(settings: LoggingConfig, stream: TextIO | None = None) -> None:
     """Route the ``pyrstmdb`` loggers to ``stream`` (stderr) at the configured level."""
     logging.addLevelName(TRACE, "TRACE")
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    target = stream or sys.stderr
+    handler = logging.StreamHandler(target)
+    handler.setFormatter(JsonFormatter() if uses_json(settings, target) else TextFormatter())
     root = logging.getLogger("pyrstmdb")
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -5,6 +5,11 @@
     rstmdb [--config PATH] [--bind HOST:PORT] [--data-dir DIR]
     rstmdb check [--data-dir DIR] [--repair | --salvage]
     rstmdb restore FILE [--data-dir DIR]
+    rstmdb --version
+
+Start-up binds the address first, then loads the data directory in a worker
+thread while :class:`~pyrstmdb.server.starting.Gate` answers health checks with
+status ``starting``; a replay longer than a second logs its progress.
 
 Configuration: defaults < YAML file (``--config`` or ``RSTMDB_CONFIG``) <
 ``RSTMDB_*`` environment < flags. Once listening, the server prints one line
@@ -31,24 +36,43 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pyrstmdb import aio
+from pyrstmdb import __version__, aio
 from pyrstmdb.config import Config, ConfigError, load_from_environment
 from pyrstmdb.database import Database
 from pyrstmdb.errors import CorruptionError, DataDirectoryLocked, RstmdbError
 from pyrstmdb.server import logs
-from pyrstmdb.server.app import Server, StartupError
+from pyrstmdb.server.app import Server, StartupError, build_ssl_context, listen
+from pyrstmdb.server.starting import Gate, ReplayReport
 
 log = logging.getLogger("pyrstmdb.server")
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
 
+EPILOG = """\
+settings (later ones win, key by key): built-in defaults, the YAML file
+(--config or RSTMDB_CONFIG), RSTMDB_* environment variables, then these flags.
+Common variables: RSTMDB_BIND, RSTMDB_DATA, RSTMDB_FSYNC_POLICY, RSTMDB_AUTH_REQUIRED,
+RSTMDB_AUTH_TOKEN_HASH, RSTMDB_TLS_ENABLED, RSTMDB_METRICS_ENABLED, RSTMDB_LOG_LEVEL,
+RSTMDB_LOG_FORMAT. Every setting and its variable: docs/CONFIGURATION.md in the
+pyrstmdb sources.
+
+Once ready the server prints 'listening on HOST:PORT' on standard output; logs go to
+standard error (text on a terminal, JSON otherwise). While it loads the data the
+port already answers PING/HELLO/INFO with status "starting"."""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rstmdb", description="rstmdb state machine database server (pyrstmdb)"
+        prog="rstmdb",
+        description="rstmdb state machine database server (pyrstmdb)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
     )
-    parser.add_argument("--config", metavar="PATH", help="YAML configuration file")
+    parser.add_argument("-V", "--version", action="version", version=f"rstmdb {__version__}")
+    parser.add_argument(
+        "--config", metavar="PATH", help="YAML configuration file (env RSTMDB_CONFIG)"
+    )
     parser.add_argument("--bind", metavar="HOST:PORT", help="address to listen on")
     parser.add_argument("--data-dir", metavar="DIR", help="data directory")
     commands = parser.add_subparsers(dest="command", metavar="{check,restore}")
@@ -101,9 +125,9 @@ def _restore(args: argparse.Namespace) -> int:
     return run_restore(args.archive, config.storage.data_dir, sys.stdout, sys.stderr)
 
 
-def _open(config: Config) -> Database:
+def _open(config: Config, report: ReplayReport | None = None) -> Database:
     try:
-        return Database.from_config(config)
+        return Database.from_config(config, replay_progress=report)
     except DataDirectoryLocked as exc:
         raise StartupError(str(exc)) from None
     except (CorruptionError, RstmdbError, OSError) as exc:
@@ -111,11 +135,44 @@ def _open(config: Config) -> Database:
         raise StartupError(f"cannot open data directory {where!r}: {exc}") from None
 
 
-async def _run(config: Config, db: Database) -> None:
-    server = Server(config, db)
+async def _load_data(config: Config, gate: Gate) -> Database | None:
+    """Load the data while the gate answers; ``None``: a signal asked to stop meanwhile."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        db = await asyncio.to_thread(_open, config, gate.report)
+    except BaseException:
+        gate.close()
+        raise
+    if stop.is_set():
+        log.info("stopped during start-up")
+        gate.close()
+        await asyncio.to_thread(db.close)
+        return None
+    gate.report.finished()
+    return db
+
+
+async def _run(config: Config) -> None:
+    gate = Gate(config.auth.required, config.auth.token_hashes, ReplayReport())
+    await listen(
+        "",
+        config.network.bind_addr,
+        gate.listen(
+            config.network.bind_host, config.network.bind_port, build_ssl_context(config.tls)
+        ),
+    )
+    log.info("starting: loading %s (health checks get status 'starting')", config.storage.data_dir)
+    db = await _load_data(config, gate)
+    if db is None:
+        return
+    server = Server(config, db, gate)
     try:
         await server.start()
     except BaseException:
+        gate.close()
         await asyncio.to_thread(db.close)
         raise
     loop = asyncio.get_running_loop()
@@ -124,9 +181,11 @@ async def _run(config: Config, db: Database) -> None:
     print(f"listening on {server.addresses[0]}", flush=True)
     if server.metrics_address is not None:
         print(f"metrics on {server.metrics_address}", flush=True)
+    others = server.addresses[1:]
     log.info(
-        "listening on %s (tls: %s, auth: %s, data: %s)",
-        ", ".join(server.addresses),
+        "ready in %.1f s%s (tls: %s, auth: %s, data: %s)",
+        gate.report.elapsed(),
+        f", also listening on {', '.join(others)}" if others else "",
         "on" if config.tls.enabled else "off",
         "required" if config.auth.required else "off",
         config.storage.data_dir,
@@ -143,7 +202,7 @@ def _serve(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         log.warning("%s", warning)
     try:
-        aio.run(_run(config, _open(config)))
+        aio.run(_run(config))
     except StartupError as exc:
         return _fail(str(exc))
     return 0

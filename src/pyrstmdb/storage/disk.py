@@ -68,6 +68,9 @@ _LAST_OFFSET = 6  # index of ``last_wal_offset``
 _new_logged = tuple.__new__
 _dumps = orjson.dumps
 
+#: ``progress(records, bytes_done, bytes_total)``: called by replay after each read chunk.
+ReplayProgress = Callable[[int, int, int], None]
+
 
 def _encode(record: Record, continues: bool = False) -> tuple[int, bytes]:
     entry = record.to_entry()
@@ -120,6 +123,7 @@ class DiskStore:
         self.waits_for_disk = policy.waits_for_disk
         self._snapshots = InstanceSnapshots(self.snapshot_dir)
         self._covered: dict[str, int] = {}
+        self.replay_progress: ReplayProgress | None = None
 
     @classmethod
     def open(
@@ -209,8 +213,16 @@ class DiskStore:
         loads = orjson.loads
         count = 0
         offset = start
+        progress = self.replay_progress
+        before = self._bytes_before() if progress is not None else {}
+        first = before.get(offset_segment(start), 0) + offset_position(start)
+        total = sum(info.size for info in self._wal.segments()) - first if before else 0
         try:
             for batch in self._wal.entry_batches(start, end):
+                if progress is not None and batch:
+                    at = batch[0].offset
+                    done = before.get(offset_segment(at), 0) + offset_position(at) - first
+                    progress(count, done, total)
                 for _sequence, offset, code, payload in batch:
                     if offset >= limit:
                         return count
@@ -224,9 +236,20 @@ class DiskStore:
                     count += 1
         except (orjson.JSONDecodeError, ValueError) as err:
             raise self.unreadable(offset, err) from None
+        if progress is not None:
+            progress(count + len(held), total, total)
         if held and end is None:
             self._cut_incomplete_batch(held[0][2], len(held))
         return count
+
+    def _bytes_before(self) -> dict[int, int]:
+        """Per segment id, the bytes of the segments before it (replay progress)."""
+        before: dict[int, int] = {}
+        seen = 0
+        for info in self._wal.segments():
+            before[info.segment_id] = seen
+            seen += info.size
+        return before
 
     @staticmethod
     def _apply_held(apply: ReplayFn, held: list[tuple[int, Any, int]]) -> int:

@@ -271,9 +271,17 @@ def test_batch_and_flush_all(run_cli: RunCli, rstmdb_server: Any) -> None:
     batch = json_of(run_cli, server, "batch", json.dumps([create]))
     assert batch["results"][0]["result"]["instance_id"] == "b-1"
     apply = {"op": "APPLY_EVENT", "params": {"instance_id": "b-1", "event": "NOPE"}}
-    text = human(run_cli, server, "batch", "--mode", "best_effort", json.dumps([apply]))
-    assert text.splitlines() == ["Batch (1 ops)", text.splitlines()[1]]
-    assert text.splitlines()[1].startswith("  [0] error INVALID_TRANSITION: ")
+    ok = {"op": "APPLY_EVENT", "params": {"instance_id": "b-1", "event": "REJECT"}}
+    # A best_effort batch with a failed op prints every result and exits 1.
+    done = run_cli("batch", "--mode", "best_effort", json.dumps([apply, ok]), server=server)
+    assert done.returncode == 1 and done.stderr == "Error: 1 of 2 batch ops failed\n"
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Batch (2 ops)" and lines[1].startswith("  [0] error INVALID_TRANSITION: ")
+    assert lines[2].startswith("  [1] ok ")
+    ops = json.dumps([apply])
+    as_json = run_cli("--json", "batch", "--mode", "best_effort", ops, server=server)
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["results"][0]["error"]["code"] == "INVALID_TRANSITION"
     flushed = json_of(run_cli, server, "flush-all")
     assert flushed == {"flushed": True, "instances_removed": 1, "machines_removed": 1}
     again = human(run_cli, server, "flush-all")
@@ -294,7 +302,11 @@ def test_errors_are_one_line_with_the_right_status(
     run_cli: RunCli, server: ServerProcess, tmp_path: Path
 ) -> None:
     cases: list[tuple[tuple[str, ...], int, str]] = [
-        (("get-instance", "no-such"), 1, "Error: core error: instance not found: no-such"),
+        (
+            ("get-instance", "no-such"),
+            1,
+            "Error [INSTANCE_NOT_FOUND]: core error: instance not found: no-such",
+        ),
         (
             ("create-instance", "-m", "x", "-V", "1", "-c", "{bad"),
             1,
@@ -338,6 +350,7 @@ def test_token_from_the_environment(run_cli: RunCli, rstmdb_server: Any) -> None
     )
     assert run_cli("list-machines", server=server, env={"RSTMDB_TOKEN": "letmein"}).returncode == 0
     refused = run_cli("list-machines", server=server)
-    assert refused.returncode == 1 and refused.stderr == "Error: authentication required\n"
+    assert refused.returncode == 1
+    assert refused.stderr == "Error [UNAUTHORIZED]: authentication required\n"
     wrong = run_cli("-t", "nope", "ping", server=server, env={"RSTMDB_TOKEN": "letmein"})
     assert wrong.returncode == 1 and wrong.stderr.startswith("Connection failed: ")

@@ -71,3 +71,22 @@ def test_tls_flags_and_environment(run_cli: RunCli, rstmdb_server: Any, tmp_path
     named = run_cli("--ca-cert", pem["ca"], "--server-name", "localhost", "ping", server=plain)
     assert named.stdout == "PONG\n"
     assert no_traceback(anonymous.stderr, unverified.stderr)
+
+
+def test_a_plain_connection_to_a_tls_server_suggests_tls(
+    run_cli: RunCli, rstmdb_server: Any, tmp_path: Path
+) -> None:
+    pem = _files(tmp_path)
+    server = rstmdb_server(
+        env={
+            "RSTMDB_TLS_ENABLED": "true",
+            "RSTMDB_TLS_CERT": pem["cert"],
+            "RSTMDB_TLS_KEY": pem["key"],
+        }
+    )
+    plain = run_cli("ping", server=server)
+    assert plain.returncode == 1 and len(plain.stderr.splitlines()) == 1
+    assert plain.stderr.startswith(f"Connection failed: {server.address}: ")
+    assert "try --tls" in plain.stderr
+    with_tls = run_cli("ping", "--ca-cert", pem["ca"], server=server)  # option after the command
+    assert with_tls.stdout == "PONG\n", with_tls.stderr

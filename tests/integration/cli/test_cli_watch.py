@@ -134,5 +134,5 @@ def test_watching_an_unknown_instance_fails(run_cli: Any, rstmdb_server: Any) ->
     server = rstmdb_server()
     done = run_cli("watch-instance", "ghost", server=server)
     assert done.returncode == 1
-    assert done.stderr.startswith("Error: ") and "ghost" in done.stderr
+    assert done.stderr.startswith("Error [INSTANCE_NOT_FOUND]: ") and "ghost" in done.stderr
     assert no_traceback(done.stderr)

@@ -216,7 +216,7 @@ def test_config_file_then_environment(
     from_file = rstmdb_server(args=["--config", str(config)], bind=None)
     with from_file.raw() as client:
         assert client.call("FLUSH_ALL").ok
-    assert " INFO pyrstmdb.server: listening on" in from_file.log()
+    assert " INFO pyrstmdb.server: ready in " in from_file.log()
     overridden = rstmdb_server(
         args=["--config", str(config)], bind=None, env={"RSTMDB_ALLOW_FLUSH_ALL": "false"}
     )

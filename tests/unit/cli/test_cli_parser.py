@@ -32,11 +32,21 @@ def test_defaults_environment_and_flags() -> None:
     assert parse(["ping"], {"RSTMDB_TLS": "0"}).tls is False
 
 
-def test_global_options_go_before_the_command() -> None:
+def test_global_options_go_before_or_after_the_command() -> None:
     ns = parse(["--json", "-s", "h:1", "get-instance", "x"])
-    assert (ns.json, ns.command, ns.id) == (True, "get-instance", "x")
-    with pytest.raises(UsageError):
-        parse(["get-instance", "x", "--json"])
+    assert (ns.json, ns.command, ns.id, ns.server) == (True, "get-instance", "x", "h:1")
+    ns = parse(["get-instance", "x", "--json", "--server", "h:2", "-t", "tok", "--tls"])
+    assert (ns.json, ns.id, ns.server, ns.token, ns.tls) == (True, "x", "h:2", "tok", True)
+    # An option given before the command is not reset by the command's own parser.
+    ns = parse(["-s", "h:3", "--json", "apply-event", "-i", "o", "-e", "PAY"])
+    assert (ns.server, ns.json, ns.instance) == ("h:3", True, "o")
+    ns = parse(["get-instance", "x"])
+    assert (ns.json, ns.server, ns.tls) == (False, "127.0.0.1:7401", False)
+    # The command's own flags win where the names overlap (-v / -V are versions there).
+    ns = parse(["put-machine", "-n", "m", "-v", "2", "{}", "--json"])
+    assert (ns.version, ns.json) == (2, True)
+    with pytest.raises(UsageError, match="server"):
+        parse(["get-instance", "x", "-s", "nonsense"])
 
 
 @pytest.mark.parametrize("bad", ["nonsense", "host:99999", "::1:7401"])

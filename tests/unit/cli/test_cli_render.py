@@ -88,8 +88,8 @@ def test_wal_lines() -> None:
 
 def test_compact_and_sizes() -> None:
     text = render.compact(CompactResult(2, 1, 3 * 1024 * 1024, 5, 1), PLAIN)
-    assert "  Bytes reclaimed: 3.00 MB" in text.splitlines()
-    assert [render.human_size(n) for n in (5, 2048, 1024**3)] == ["5 B", "2.00 KB", "1.00 GB"]
+    assert "  Bytes reclaimed: 3.00 MiB" in text.splitlines()
+    assert [render.human_size(n) for n in (5, 2048, 1024**3)] == ["5 B", "2.00 KiB", "1.00 GiB"]
 
 
 def test_fields_are_aligned() -> None:
