@@ -187,11 +187,12 @@ class Core:
             log.error("WAL recovery failed: %s; writes are refused until it succeeds", again)
             self._needs_recovery = True
         self._rollbacks += 1
-        visible = self._store.visible_end
-        with self._publish_lock:
-            self._unpublished = [p for p in self._unpublished if p[0] < visible]
-        self.state = self._load(end=visible)
-        self._notify_watchers()
+        with self._publish_lock:  # everything from ``start`` on was discarded
+            self._unpublished = [p for p in self._unpublished if p[0] < start]
+        try:
+            self.state = self._load(end=self._store.visible_end)
+        finally:
+            self._notify_watchers()  # waits for discarded records fail, whatever happened
 
     def _ensure_writable(self) -> None:
         if self._needs_recovery:

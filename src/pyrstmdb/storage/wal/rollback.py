@@ -45,6 +45,9 @@ def recover_after_failure(state: LogState) -> None:
         except OSError as exc:
             raise WalIoError(f"cannot recover the WAL: {exc}") from exc
         state.fresh_next = True
+        # The head may now start an emptied segment after the durable end; nothing lies
+        # between them, so they are made equal again (nothing looks unsynced).
+        state.durability.settle(state.head)
         state.durability.clear_failure()
         with state.wake:
             state.wake.notify()
@@ -114,7 +117,11 @@ def _discard_failed(state: LogState, end: int, next_sequence: int) -> None:
 
 
 def _cut_segment(state: LogState, segment: Segment, size: int) -> None:
-    """Truncate one segment to ``size`` bytes and make that durable."""
+    """Truncate one segment to ``size`` bytes and make that durable.
+
+    Never lengthens a file: one shorter than ``size`` lost durable bytes, and padding it
+    with zeros would only hide that (``WalIoError``; the log stays as it is).
+    """
     active = segment is state.active
     if active:
         fd = state.fd
@@ -123,6 +130,12 @@ def _cut_segment(state: LogState, segment: Segment, size: int) -> None:
             kept = state.take_unsynced_fd(segment.segment_id)
         fd = kept if kept is not None else state.io.open(segment.path, APPEND_FLAGS)
     try:
+        held = state.io.file_size(fd)
+        if held < size:
+            raise WalIoError(
+                f"WAL segment {segment.path} holds {held} bytes, fewer than the {size} "
+                "its durable records need; it is not extended"
+            )
         state.io.ftruncate(fd, size)
         state.io.fdatasync(fd)
         state.counters.fsyncs += 1
