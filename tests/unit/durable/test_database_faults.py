@@ -19,7 +19,13 @@ import pytest
 
 from pyrstmdb import WalIoError, aio
 from pyrstmdb.core import Core
-from pyrstmdb.engine.commands import ApplyEvent, CreateInstance, PutMachine
+from pyrstmdb.engine.commands import (
+    ApplyEvent,
+    CreateInstance,
+    DeleteInstance,
+    ListInstances,
+    PutMachine,
+)
 from pyrstmdb.storage.check import run_check
 from pyrstmdb.storage.disk import DiskStore
 from pyrstmdb.storage.wal import FileIO
@@ -242,3 +248,35 @@ def test_segments_emptied_by_a_failed_round_pass_the_offline_check(
     reopened = _open(tmp_path, FlakyDisk())
     assert sorted(reopened.state.instances) == ["kept", "o"]
     reopened.close()
+
+
+def test_a_roll_back_into_emptied_segments_publishes_nothing_discarded(
+    tmp_path: Path, order_machine: dict[str, Any]
+) -> None:
+    disk = FlakyDisk()
+    setup = DiskStore.open(str(tmp_path / "setup"), fileio=disk)
+    core = Core(setup, clock=lambda: 1_700_000_000_000)
+    _setup(core, order_machine)
+    used = core.store.head - (1 << 40)  # what the set-up takes in a segment
+    core.close()
+    store = DiskStore.open(str(tmp_path / "db"), fileio=disk, segment_size=used + 400)
+    core = Core(store, clock=lambda: 1_700_000_000_000)
+    published: list[int] = []
+    core.add_commit_listener(lambda batch: published.extend(offset for offset, _ in batch))
+    _setup(core, order_machine)
+    kept = list(published)
+    disk.fail_write = errno.EIO  # the round fails; the cut-back (which writes nothing) works
+    with store._wal._state.round_lock:  # both records in one round
+        _r, lost = core.apply_event(ApplyEvent("o", "PAY", {"n": 2}))
+        core.write(DeleteInstance("o"))
+        _r, beyond = core.write(CreateInstance("order", 1, "p", {"pad": "x" * 500}))
+    assert lost >> 40 == 1 and beyond >> 40 == 2  # the second segment is emptied
+    with pytest.raises(WalIoError):
+        core.wait(beyond)
+    assert core.store.head == 2 << 40  # the head starts the emptied segment
+    # Nothing lies between the durable end and the head: a list has nothing to wait for.
+    assert core.list_instances(ListInstances())[1] == -1
+    disk.fail_write = None
+    again = _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 3})))
+    assert published == [*kept, again.wal_offset]  # nothing discarded was ever published
+    core.close()
