@@ -2,12 +2,15 @@
 
 After an fsync failed under ``every_write`` nothing past the durable end can be trusted
 (the kernel may have dropped the pages it could not write), and none of it was
-acknowledged. :func:`recover_after_failure` deletes the segments created after the durable
-end, truncates the segment holding it, fsyncs file and directory, rewinds the head and the
-next sequence number, and clears the failed state. The next append then opens a new
-segment, so the offsets of the discarded records are never handed out again. It holds the
-round lock throughout and raises ``WalIoError`` if a file cannot be repaired, leaving the
-log failed (a later call retries from where this one stopped).
+acknowledged. :func:`recover_after_failure` empties the segments created after the durable
+end (they stay, so segment ids stay contiguous), truncates the segment holding it, fsyncs
+files and directory, rewinds the head and the next sequence number, moves the durable end
+to the head (nothing lies between them) and clears the failed state. The next append then
+opens a new segment, so the offsets of the discarded records are never handed out again.
+A cut never lengthens a file: a segment shorter than its durable end lost durable bytes,
+and padding it with zeros would hide that. It holds the round lock throughout and raises
+``WalIoError`` if a file cannot be repaired, leaving the log failed (a later call retries
+from where this one stopped).
 
 :func:`truncate_to` uses the same steps to cut the log at a chosen record, for a storage
 layer that finds an incomplete group of records at the end of the log when it starts.
