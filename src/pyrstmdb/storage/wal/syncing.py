@@ -11,9 +11,10 @@ writers therefore share one ``fdatasync`` (group commit).
 A failed round raises ``WalIoError``. Under ``every_write`` it puts the log in the failed
 state (in which no round runs and the durable end does not move: the failed write may have
 left its bytes unwritten, so nothing up to the head may be declared durable before the log
-is cut back), notes a lack of space for ``appender``'s space gate, calls the failure handler (flusher rounds only, outside the round lock, so the
-handler may take its owner's locks and recover the log at once) and only then fails every
-pending waiter, so a writer that hears of the failure sees its owner already recovered.
+is cut back), notes a lack of space for ``appender``'s space gate, calls the failure
+handler (flusher rounds only, outside the round lock, so the handler may take its owner's
+locks and recover the log at once) and only then fails every pending waiter, so a writer
+that hears of the failure sees its owner already recovered.
 Under the other policies it logs a warning and schedules a retry.
 """
 
