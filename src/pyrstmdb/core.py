@@ -315,10 +315,23 @@ class Core:
         """Block until the record at ``offset`` is visible; ``WalIoError`` if it never will be."""
         if not self._waits or offset < 0:
             return
-        self._raise_if_discarded(offset)
-        if offset >= self._store.visible_end:
-            self._store.wait_visible(offset)
+        try:
             self._raise_if_discarded(offset)
+            if offset >= self._store.visible_end:
+                self._store.wait_visible(offset)
+                self._raise_if_discarded(offset)
+        except WalIoError as err:
+            self._settle_failure(err)
+            raise
+
+    def _settle_failure(self, err: WalIoError) -> None:
+        """A wait failed: return once memory equals the durable log again, so a caller that
+        reads again sees the rolled-back state. A roll-back in progress holds the lock; one
+        not begun yet (a wait started while the log is failed fails at once, maybe before
+        the failure handler has run) is done here."""
+        with self._lock:
+            if self._store.failed and not self._needs_recovery:
+                self._roll_back(err)
 
     def _raise_if_discarded(self, offset: int) -> None:
         err = self.discarded(offset)

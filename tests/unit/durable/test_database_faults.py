@@ -280,3 +280,33 @@ def test_a_roll_back_into_emptied_segments_publishes_nothing_discarded(
     again = _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 3})))
     assert published == [*kept, again.wal_offset]  # nothing discarded was ever published
     core.close()
+
+
+def test_a_failed_wait_returns_only_once_memory_is_rolled_back(
+    tmp_path: Path, order_machine: dict[str, Any]
+) -> None:
+    disk = FlakyDisk()
+    core = _open(tmp_path, disk)
+    _setup(core, order_machine)
+    before = core.get_instance("o")[0]
+    disk.fail_write = errno.EIO
+    _result, lost = core.apply_event(ApplyEvent("o", "PAY", {"n": 2}))
+    assert core.get_instance("o")[0] != before  # applied in memory, not yet durable
+    holding = threading.Event()
+
+    def delay_the_failure_handler() -> None:
+        with core._lock:  # as a slow caller would; the handler waits behind it
+            holding.set()
+            time.sleep(0.3)
+
+    blocker = threading.Thread(target=delay_the_failure_handler)
+    blocker.start()
+    holding.wait(5)
+    with pytest.raises(WalIoError):
+        core.wait(lost)
+    # A caller told of the failure reads again (as Database does) and sees the durable
+    # state, not the discarded change.
+    assert core.get_instance("o")[0] == before
+    blocker.join(5)
+    disk.fail_write = None
+    core.close()
