@@ -4,8 +4,7 @@
 durability waiter, the session, the server-wide settings, and the connection
 itself as the subscription sink. :class:`Answer` is a result that is not ready
 yet (or needs an action after it is written). :func:`durable` and
-:func:`in_thread` build the two common kinds; :func:`durable_read` is :func:`durable` for
-reads, which are answered again when what they saw is rolled back. Raises nothing.
+:func:`in_thread` build the two common kinds. Raises nothing.
 """
 
 from __future__ import annotations
