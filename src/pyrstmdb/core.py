@@ -191,11 +191,12 @@ class Core:
             log.error("WAL recovery failed: %s; writes are refused until it succeeds", again)
             self._needs_recovery = True
         self._rollbacks += 1
-        visible = self._store.visible_end
-        with self._publish_lock:
-            self._unpublished = [p for p in self._unpublished if p[0] < visible]
-        self.state = self._load(end=visible)
-        self._notify_watchers()
+        with self._publish_lock:  # everything from ``start`` on was discarded
+            self._unpublished = [p for p in self._unpublished if p[0] < start]
+        try:
+            self.state = self._load(end=self._store.visible_end)
+        finally:
+            self._notify_watchers()  # waits for discarded records fail, whatever happened
 
     def _ensure_writable(self) -> None:
         if self._needs_recovery:
@@ -318,10 +319,23 @@ class Core:
         """Block until the record at ``offset`` is visible; ``WalIoError`` if it never will be."""
         if not self._waits or offset < 0:
             return
-        self._raise_if_discarded(offset)
-        if offset >= self._store.visible_end:
-            self._store.wait_visible(offset)
+        try:
             self._raise_if_discarded(offset)
+            if offset >= self._store.visible_end:
+                self._store.wait_visible(offset)
+                self._raise_if_discarded(offset)
+        except WalIoError as err:
+            self._settle_failure(err)
+            raise
+
+    def _settle_failure(self, err: WalIoError) -> None:
+        """A wait failed: return once memory equals the durable log again, so a caller that
+        reads again sees the rolled-back state. A roll-back in progress holds the lock; one
+        not begun yet (a wait started while the log is failed fails at once, maybe before
+        the failure handler has run) is done here."""
+        with self._lock:
+            if self._store.failed and not self._needs_recovery:
+                self._roll_back(err)
 
     def _raise_if_discarded(self, offset: int) -> None:
         err = self.discarded(offset)

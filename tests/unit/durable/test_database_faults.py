@@ -10,6 +10,8 @@ import asyncio
 import errno
 import io
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,13 @@ import pytest
 
 from pyrstmdb import WalIoError, aio
 from pyrstmdb.core import Core
-from pyrstmdb.engine.commands import ApplyEvent, CreateInstance, PutMachine
+from pyrstmdb.engine.commands import (
+    ApplyEvent,
+    CreateInstance,
+    DeleteInstance,
+    ListInstances,
+    PutMachine,
+)
 from pyrstmdb.storage.check import run_check
 from pyrstmdb.storage.disk import DiskStore
 from pyrstmdb.storage.wal import FileIO
@@ -56,6 +64,19 @@ def _run(core: Core, pair: tuple[Any, int]) -> Any:
     return result
 
 
+def _when_room(write: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Run ``write``, again while the log refuses it for lack of space (it probes again
+    shortly after a failure for lack of space)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return write()
+        except WalIoError as err:
+            if "no space" not in err.message or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
+
+
 def _setup(core: Core, order_machine: dict[str, Any]) -> None:
     _run(core, core.put_machine(PutMachine("order", 1, order_machine)))
     _run(core, core.write(CreateInstance("order", 1, "o", {"n": 1})))
@@ -76,7 +97,7 @@ def test_write_failure_changes_nothing(
     assert core.get_instance("o")[0] == before  # memory unchanged, reads still served
     entries = core.wal_stats().entry_count
     disk.fail_write = None
-    result = _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 2})))
+    result = _when_room(lambda: _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 2}))))
     assert result.to_state == "paid"
     assert core.wal_stats().entry_count == entries + 1  # no sequence was consumed by the failure
     core.close()
@@ -101,7 +122,7 @@ def test_fsync_failure_rolls_memory_back(
     state_now = core.state.instances["o"]
     assert (state_now.state, state_now.ctx) == ("created", {"n": 1})
     disk.fail_sync = None
-    again = _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 3})))
+    again = _when_room(lambda: _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 3}))))
     assert again.to_state == "paid"
     core.close()
     reopened = _open(tmp_path, FlakyDisk())
@@ -227,3 +248,65 @@ def test_segments_emptied_by_a_failed_round_pass_the_offline_check(
     reopened = _open(tmp_path, FlakyDisk())
     assert sorted(reopened.state.instances) == ["kept", "o"]
     reopened.close()
+
+
+def test_a_roll_back_into_emptied_segments_publishes_nothing_discarded(
+    tmp_path: Path, order_machine: dict[str, Any]
+) -> None:
+    disk = FlakyDisk()
+    setup = DiskStore.open(str(tmp_path / "setup"), fileio=disk)
+    core = Core(setup, clock=lambda: 1_700_000_000_000)
+    _setup(core, order_machine)
+    used = core.store.head - (1 << 40)  # what the set-up takes in a segment
+    core.close()
+    store = DiskStore.open(str(tmp_path / "db"), fileio=disk, segment_size=used + 400)
+    core = Core(store, clock=lambda: 1_700_000_000_000)
+    published: list[int] = []
+    core.add_commit_listener(lambda batch: published.extend(offset for offset, _ in batch))
+    _setup(core, order_machine)
+    kept = list(published)
+    disk.fail_write = errno.EIO  # the round fails; the cut-back (which writes nothing) works
+    with store._wal._state.round_lock:  # both records in one round
+        _r, lost = core.apply_event(ApplyEvent("o", "PAY", {"n": 2}))
+        core.write(DeleteInstance("o"))
+        _r, beyond = core.write(CreateInstance("order", 1, "p", {"pad": "x" * 500}))
+    assert lost >> 40 == 1 and beyond >> 40 == 2  # the second segment is emptied
+    with pytest.raises(WalIoError):
+        core.wait(beyond)
+    assert core.store.head == 2 << 40  # the head starts the emptied segment
+    # Nothing lies between the durable end and the head: a list has nothing to wait for.
+    assert core.list_instances(ListInstances())[1] == -1
+    disk.fail_write = None
+    again = _run(core, core.apply_event(ApplyEvent("o", "PAY", {"n": 3})))
+    assert published == [*kept, again.wal_offset]  # nothing discarded was ever published
+    core.close()
+
+
+def test_a_failed_wait_returns_only_once_memory_is_rolled_back(
+    tmp_path: Path, order_machine: dict[str, Any]
+) -> None:
+    disk = FlakyDisk()
+    core = _open(tmp_path, disk)
+    _setup(core, order_machine)
+    before = core.get_instance("o")[0]
+    disk.fail_write = errno.EIO
+    _result, lost = core.apply_event(ApplyEvent("o", "PAY", {"n": 2}))
+    assert core.get_instance("o")[0] != before  # applied in memory, not yet durable
+    holding = threading.Event()
+
+    def delay_the_failure_handler() -> None:
+        with core._lock:  # as a slow caller would; the handler waits behind it
+            holding.set()
+            time.sleep(0.3)
+
+    blocker = threading.Thread(target=delay_the_failure_handler)
+    blocker.start()
+    holding.wait(5)
+    with pytest.raises(WalIoError):
+        core.wait(lost)
+    # A caller told of the failure reads again (as Database does) and sees the durable
+    # state, not the discarded change.
+    assert core.get_instance("o")[0] == before
+    blocker.join(5)
+    disk.fail_write = None
+    core.close()

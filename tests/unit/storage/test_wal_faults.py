@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from wal_testkit import FaultyIO, eventually, payload, seg_path
+from wal_testkit import FaultyIO, append_when_room, eventually, payload, seg_path
 
 from pyrstmdb.errors import WalIoError
 from pyrstmdb.storage.policy import FsyncPolicy
@@ -118,7 +118,7 @@ def test_failed_fsync_fails_waiters_and_recovery_truncates(tmp_path: Path, err: 
         assert log.head == durable
         assert log.next_sequence == 2
         assert seg_path(tmp_path, 1).stat().st_size == durable - (1 << 40)
-        (again,) = log.append([(3, payload(4))])
+        (again,) = append_when_room(log, [(3, payload(4))])  # (after ENOSPC: once probed)
         # A fresh segment: the discarded records' offsets are never handed out again.
         assert again == 2 << 40
         assert again not in offsets
@@ -388,7 +388,7 @@ def test_failed_queued_write_fails_the_round_like_a_failed_fsync(tmp_path: Path,
         assert log.durable_end == durable
         log.recover_after_failure()
         assert seg_path(tmp_path, 1).stat().st_size == durable - (1 << 40)
-        (again,) = log.append([(3, payload(2))])
+        (again,) = append_when_room(log, [(3, payload(2))])
         assert again == 2 << 40 and again != lost
         log.wait_durable(again, timeout=5)
     with Wal.open(tmp_path) as log:

@@ -6,11 +6,12 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyrstmdb.storage.wal import FileIO, encode_offset, segment_name
+from pyrstmdb.errors import WalIoError
+from pyrstmdb.storage.wal import FileIO, Wal, encode_offset, segment_name
 from pyrstmdb.storage.wal.record import encode_record
 
 
@@ -170,3 +171,17 @@ def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.002)
     return check()
+
+
+def append_when_room(
+    log: Wal, items: Sequence[tuple[int, bytes]], timeout: float = 5.0
+) -> list[int]:
+    """Append, retrying while the log refuses for lack of space (it probes again shortly)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return log.append(items)
+        except WalIoError as err:
+            if "no space" not in err.message or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.core import Core
+from pyrstmdb.errors import WalIoError
 from pyrstmdb.server.session import Session
 from pyrstmdb.storage.backup import BackupSet
 
@@ -126,6 +127,42 @@ def durable(ctx: Context, pair: tuple[ProtocolResult, int]) -> Reply:
     future = ctx.waiter.wait(offset)
     body = result.to_dict()
     return body if future is None else Answer(body, future)
+
+
+#: How often a read is answered again after what it saw was rolled back.
+READ_ATTEMPTS = 3
+
+
+def durable_read(ctx: Context, read: Callable[[], tuple[ProtocolResult, int]]) -> Reply:
+    """Like :func:`durable` for a read: when a change it saw is rolled back (its fsync
+    failed) before becoming visible, the read is answered again from the rolled-back
+    state instead of failing."""
+    result, offset = read()
+    future = ctx.waiter.wait(offset)
+    if future is None:
+        return result.to_dict()
+    return Answer(wait=ctx.loop.create_task(_read_again(ctx, read, result, future)))
+
+
+async def _read_again(
+    ctx: Context,
+    read: Callable[[], tuple[ProtocolResult, int]],
+    result: ProtocolResult,
+    future: asyncio.Future[None],
+) -> Result:
+    for _ in range(READ_ATTEMPTS):
+        try:
+            await future
+        except WalIoError:
+            result, offset = read()
+            again = ctx.waiter.wait(offset)
+            if again is None:
+                return result.to_dict()
+            future = again
+        else:
+            return result.to_dict()
+    await future
+    return result.to_dict()
 
 
 def in_thread(ctx: Context, work: Callable[[], ProtocolResult]) -> Answer:

@@ -17,7 +17,7 @@ from pyrstmdb.engine.commands import (
     parse_list_instances,
 )
 from pyrstmdb.protocol import Operation
-from pyrstmdb.server.handlers.base import Context, Handler, Params, Reply, durable
+from pyrstmdb.server.handlers.base import Context, Handler, Params, Reply, durable, durable_read
 
 
 def create_instance(ctx: Context, params: Params) -> Reply:
@@ -25,11 +25,13 @@ def create_instance(ctx: Context, params: Params) -> Reply:
 
 
 def get_instance(ctx: Context, params: Params) -> Reply:
-    return durable(ctx, ctx.core.get_instance(parse_instance_id(params)))
+    instance_id = parse_instance_id(params)
+    return durable_read(ctx, lambda: ctx.core.get_instance(instance_id))
 
 
 def list_instances(ctx: Context, params: Params) -> Reply:
-    return durable(ctx, ctx.core.list_instances(parse_list_instances(params)))
+    query = parse_list_instances(params)
+    return durable_read(ctx, lambda: ctx.core.list_instances(query))
 
 
 def delete_instance(ctx: Context, params: Params) -> Reply:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pyrstmdb.engine.commands import parse_machine_ref, parse_put_machine
 from pyrstmdb.protocol import Operation
-from pyrstmdb.server.handlers.base import Context, Handler, Params, Reply, durable
+from pyrstmdb.server.handlers.base import Context, Handler, Params, Reply, durable, durable_read
 
 
 def put_machine(ctx: Context, params: Params) -> Reply:
@@ -19,11 +19,11 @@ def put_machine(ctx: Context, params: Params) -> Reply:
 
 def get_machine(ctx: Context, params: Params) -> Reply:
     name, version = parse_machine_ref(params)
-    return durable(ctx, ctx.core.get_machine(name, version))
+    return durable_read(ctx, lambda: ctx.core.get_machine(name, version))
 
 
 def list_machines(ctx: Context, params: Params) -> Reply:
-    return durable(ctx, ctx.core.list_machines())
+    return durable_read(ctx, ctx.core.list_machines)
 
 
 HANDLERS: dict[Operation, Handler] = {

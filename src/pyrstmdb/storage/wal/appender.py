@@ -14,6 +14,12 @@ is acknowledged before that round anyway, the appending thread never blocks in `
 After records were discarded (recovery from a failed fsync) the next append starts a new
 segment, so an offset once handed out never names a different record later.
 
+When a round failed because the file system had no room, appends are refused at once
+(``WalIoError``, no offset handed out, nothing queued) until a probe write of
+:data:`SPACE_PROBE_BYTES` to a scratch file succeeds; an append runs that probe at most
+every :data:`SPACE_PROBE_INTERVAL` seconds. So a full disk costs one failed round (and one
+cut-back), not one per write, and writes resume by themselves once space is freed.
+
 Callers serialise appends; the flusher may run concurrently.
 """
 
@@ -23,10 +29,11 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from typing import Final
 
 from pyrstmdb.errors import WalIoError
 
-from .fileio import write_fully
+from .fileio import has_room, write_fully
 from .layout import (
     HEADER_SIZE,
     MAX_PAYLOAD,
@@ -42,6 +49,13 @@ from .writer import Placement, plan_batch, write_groups
 
 log = logging.getLogger("pyrstmdb.wal")
 
+#: After a round failed for lack of space: the least time between two space probes.
+SPACE_PROBE_INTERVAL: Final = 0.2
+#: How many bytes a space probe must be able to write before appends resume.
+SPACE_PROBE_BYTES: Final = 64 * 1024
+#: The probe's scratch file, in the log's directory (not a segment name).
+SPACE_PROBE_NAME: Final = ".space-probe"
+
 
 def append(state: LogState, items: Sequence[tuple[int, bytes]]) -> list[int]:
     """Write records (type code, payload) and return their offsets."""
@@ -50,7 +64,12 @@ def append(state: LogState, items: Sequence[tuple[int, bytes]]) -> list[int]:
     if len(items) != 1 or items[0][0] not in TYPE_CODES or len(items[0][1]) > MAX_PAYLOAD:
         check_items(items)  # the one-record case needs no loop to be checked
     with state.write_lock:
-        if state.closed or state.broken_tail or state.durability.error is not None:
+        if (
+            state.closed
+            or state.broken_tail
+            or state.durability.error is not None
+            or state.space_probe_at is not None
+        ):
             ensure_writable(state)
         active = state.segments[-1]
         if state.fresh_next:
@@ -77,6 +96,7 @@ def append_one(state: LogState, type_code: int, payload: bytes) -> int:
             or state.broken_tail
             or state.fresh_next
             or state.durability.error is not None
+            or state.space_probe_at is not None
             or (active.size != 0 and active.size + size > state.segment_size)
         ):
             return append(state, [(type_code, payload)])[0]
@@ -97,6 +117,30 @@ def ensure_writable(state: LogState) -> None:
             repair_tail(state)
         except OSError as exc:
             raise WalIoError(f"the WAL cannot remove a failed write: {exc}") from exc
+    if state.space_probe_at is not None:
+        _ensure_room(state)
+
+
+def _ensure_room(state: LogState) -> None:
+    """After a round failed for lack of space: refuse unless a probe write succeeds."""
+    now = time.monotonic()
+    probe_at = state.space_probe_at
+    if probe_at is not None and now >= probe_at:
+        path = os.path.join(state.directory, SPACE_PROBE_NAME)
+        try:
+            room = has_room(state.io, path, SPACE_PROBE_BYTES)
+        except OSError as exc:
+            log.warning("WAL: the space probe failed: %s", exc)
+            room = False
+        if room:
+            state.space_probe_at = None
+            log.info("WAL: space is available again; writes resume")
+            return
+        state.space_probe_at = now + SPACE_PROBE_INTERVAL
+    raise WalIoError(
+        f"no space left on the device holding the WAL ({state.directory}); "
+        "writes resume once space is freed"
+    )
 
 
 def _append_one(state: LogState, active: Segment, type_code: int, payload: bytes, size: int) -> int:

@@ -68,9 +68,12 @@ class Durability:
             self._listeners = (*self._listeners, listener)
 
     def advance(self, end: int, sequence: int) -> None:
-        """Declare every record below ``end`` durable and tell listeners, then waiters."""
+        """Declare every record below ``end`` durable and tell listeners, then waiters.
+
+        Does nothing in the failed state: what lies past the end will be discarded.
+        """
         with self._lock:
-            if end <= self.end:
+            if end <= self.end or self.error is not None:
                 return
             self.end = end
             self.sequence = sequence
@@ -112,6 +115,13 @@ class Durability:
         error = WalIoError(f"WAL records from offset {end} were discarded")
         for callback in due:
             _run(callback, error)
+
+    def settle(self, end: int) -> None:
+        """After a cut-back: nothing lies between the durable end and ``end`` (the start of
+        an emptied segment), so move the end there, telling nobody (no record became
+        durable)."""
+        with self._lock:
+            self.end = max(self.end, end)
 
     def clear_failure(self) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ what was synced. The default implementation calls :mod:`os` directly and raises 
 
 from __future__ import annotations
 
+import errno
 import os
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)
@@ -19,6 +20,10 @@ CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
 #: Flags for continuing to write an existing segment.
 APPEND_FLAGS = os.O_WRONLY | os.O_APPEND
 READ_FLAGS = os.O_RDONLY
+#: Flags for the space probe: a scratch file, emptied when it exists.
+PROBE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+#: The errors that mean "the file system has no room" (device full, quota reached).
+NO_SPACE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class FileIO:
@@ -102,3 +107,23 @@ def write_fully(fileio: FileIO, fd: int, data: bytes | bytearray) -> None:
         if written <= 0:
             raise OSError(f"write made no progress at byte {done} of {len(data)}")
         done += written
+
+
+def has_room(fileio: FileIO, path: str, size: int) -> bool:
+    """Whether ``size`` bytes can be written now: write them to a scratch file at ``path``
+    and delete it again. ``False`` when the file system has no room; other failures raise
+    ``OSError``."""
+    try:
+        fd = fileio.open(path, PROBE_FLAGS)
+        try:
+            write_fully(fileio, fd, bytes(size))
+        finally:
+            try:
+                fileio.close(fd)
+            finally:
+                fileio.unlink(path)
+    except OSError as exc:
+        if exc.errno in NO_SPACE_ERRORS:
+            return False
+        raise
+    return True

@@ -2,12 +2,15 @@
 
 After an fsync failed under ``every_write`` nothing past the durable end can be trusted
 (the kernel may have dropped the pages it could not write), and none of it was
-acknowledged. :func:`recover_after_failure` deletes the segments created after the durable
-end, truncates the segment holding it, fsyncs file and directory, rewinds the head and the
-next sequence number, and clears the failed state. The next append then opens a new
-segment, so the offsets of the discarded records are never handed out again. It holds the
-round lock throughout and raises ``WalIoError`` if a file cannot be repaired, leaving the
-log failed (a later call retries from where this one stopped).
+acknowledged. :func:`recover_after_failure` empties the segments created after the durable
+end (they stay, so segment ids stay contiguous), truncates the segment holding it, fsyncs
+files and directory, rewinds the head and the next sequence number, moves the durable end
+to the head (nothing lies between them) and clears the failed state. The next append then
+opens a new segment, so the offsets of the discarded records are never handed out again.
+A cut never lengthens a file: a segment shorter than its durable end lost durable bytes,
+and padding it with zeros would hide that. It holds the round lock throughout and raises
+``WalIoError`` if a file cannot be repaired, leaving the log failed (a later call retries
+from where this one stopped).
 
 :func:`truncate_to` uses the same steps to cut the log at a chosen record, for a storage
 layer that finds an incomplete group of records at the end of the log when it starts.
@@ -45,6 +48,9 @@ def recover_after_failure(state: LogState) -> None:
         except OSError as exc:
             raise WalIoError(f"cannot recover the WAL: {exc}") from exc
         state.fresh_next = True
+        # The head may now start an emptied segment after the durable end; nothing lies
+        # between them, so they are made equal again (nothing looks unsynced).
+        state.durability.settle(state.head)
         state.durability.clear_failure()
         with state.wake:
             state.wake.notify()
@@ -114,7 +120,11 @@ def _discard_failed(state: LogState, end: int, next_sequence: int) -> None:
 
 
 def _cut_segment(state: LogState, segment: Segment, size: int) -> None:
-    """Truncate one segment to ``size`` bytes and make that durable."""
+    """Truncate one segment to ``size`` bytes and make that durable.
+
+    Never lengthens a file: one shorter than ``size`` lost durable bytes, and padding it
+    with zeros would only hide that (``WalIoError``; the log stays as it is).
+    """
     active = segment is state.active
     if active:
         fd = state.fd
@@ -123,6 +133,12 @@ def _cut_segment(state: LogState, segment: Segment, size: int) -> None:
             kept = state.take_unsynced_fd(segment.segment_id)
         fd = kept if kept is not None else state.io.open(segment.path, APPEND_FLAGS)
     try:
+        held = state.io.file_size(fd)
+        if held < size:
+            raise WalIoError(
+                f"WAL segment {segment.path} holds {held} bytes, fewer than the {size} "
+                "its durable records need; it is not extended"
+            )
         state.io.ftruncate(fd, size)
         state.io.fdatasync(fd)
         state.counters.fsyncs += 1

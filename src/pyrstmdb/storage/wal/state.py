@@ -65,6 +65,10 @@ class LogState:
     retry_at: float | None = None  # after a failed background fsync (lax policies)
     broken_tail: bool = False  # bytes of a failed write could not be removed yet
     fresh_next: bool = False  # after discarding records: start a new segment, reuse no offset
+    #: Set when a round failed for lack of space (every_write): until a probe write finds
+    #: room again, appends are refused at once, handing out no offset; the next probe
+    #: runs no earlier than this monotonic time. ``None`` while space is not known short.
+    space_probe_at: float | None = None
     #: Under every_write appends only queue their bytes here, (fd, bytes) in log order; the
     #: next fsync round writes them just before its fdatasync (see ``appender``).
     pending: list[tuple[int, bytearray]] = field(default_factory=list)

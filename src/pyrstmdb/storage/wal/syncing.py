@@ -9,9 +9,12 @@ it advances the durable end, which wakes every waiter the round covered. Concurr
 writers therefore share one ``fdatasync`` (group commit).
 
 A failed round raises ``WalIoError``. Under ``every_write`` it puts the log in the failed
-state, calls the failure handler (flusher rounds only, outside the round lock, so the
-handler may take its owner's locks and recover the log at once) and only then fails every
-pending waiter, so a writer that hears of the failure sees its owner already recovered.
+state (in which no round runs and the durable end does not move: the failed write may have
+left its bytes unwritten, so nothing up to the head may be declared durable before the log
+is cut back), notes a lack of space for ``appender``'s space gate, calls the failure
+handler (flusher rounds only, outside the round lock, so the handler may take its owner's
+locks and recover the log at once) and only then fails every pending waiter, so a writer
+that hears of the failure sees its owner already recovered.
 Under the other policies it logs a warning and schedules a retry.
 """
 
@@ -25,8 +28,9 @@ from typing import Final
 
 from pyrstmdb.errors import WalIoError
 
+from .appender import SPACE_PROBE_INTERVAL
 from .durability import Callback, notify
-from .fileio import write_fully
+from .fileio import NO_SPACE_ERRORS, write_fully
 from .flusher import Backlog
 from .state import LogState
 
@@ -162,7 +166,9 @@ def fsync_directory(state: LogState) -> None:
 
 def _plan(state: LogState, force: bool) -> Round | None:
     with state.lock:
-        if state.closed:
+        if state.closed or state.durability.error is not None:
+            # Failed: the failed round's bytes may never have reached the file, so nothing
+            # up to the head may be declared durable until the log has been cut back.
             return None
         target = state.head
         unsynced = target > state.durability.end
@@ -231,6 +237,12 @@ def _failed(state: LogState, plan: Round, exc: OSError) -> tuple[WalIoError, lis
         if state.dirty_since is None:
             state.dirty_since = plan.dirty_since
     if state.policy.waits_for_disk:
+        if exc.errno in NO_SPACE_ERRORS and state.space_probe_at is None:
+            log.error(
+                "WAL: no space left on the device (%s); writes are refused until space is freed",
+                exc,
+            )
+            state.space_probe_at = time.monotonic() + SPACE_PROBE_INTERVAL
         return error, state.durability.detach(error, enter_failed_state=True)
     log.warning("WAL background fsync failed, will retry: %s", exc)
     state.retry_at = time.monotonic() + RETRY_DELAY
