@@ -46,7 +46,7 @@ from pyrstmdb.engine.commands import (
     WriteCommand,
     parse_batch_op,
 )
-from pyrstmdb.engine.definition import compile_definition
+from pyrstmdb.engine.definition import MachineDefinition, compile_definition
 from pyrstmdb.engine.idempotency import IdempotencyCache
 from pyrstmdb.engine.records import Checkpoint, Record
 from pyrstmdb.engine.state import Instance, Staged, State, View
@@ -329,10 +329,13 @@ class Core:
         return head - 1 if head > self._store.visible_end else NO_WAIT
 
     # -- writes ----------------------------------------------------------------
-    def put_machine(self, cmd: PutMachine) -> tuple[PutMachineResult, int]:
+    def put_machine(
+        self, cmd: PutMachine, compiled: MachineDefinition | None = None
+    ) -> tuple[PutMachineResult, int]:
+        """``compiled``: ``machine.precompile(cmd)``, done beforehand without the lock."""
         with self._lock:
             record, compiled, known = machine.decide_put_machine(
-                self.state, cmd, self._clock(), self._max_versions
+                self.state, cmd, self._clock(), self._max_versions, compiled
             )
             if record is None:
                 assert known is not None

@@ -239,7 +239,12 @@ class Connection(asyncio.Protocol):
             error = InternalError("response cannot be encoded as JSON")
         if self._shared.metrics is not None:
             self._shared.metrics.failed(error.code.value)
-        return codec.encode(error_response(message.get("id"), error.to_dict()))
+        body = error.to_dict()
+        # The request was carried out (a write was made); only its answer cannot be
+        # sent, so a retry would repeat it.
+        body["retryable"] = False
+        body["message"] += " (the request itself was carried out)"
+        return codec.encode(error_response(message.get("id"), body))
 
     # -- reading control ---------------------------------------------------------------
     def _pause(self, reason: str) -> None:

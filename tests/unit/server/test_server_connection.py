@@ -241,17 +241,25 @@ def test_connection_beyond_the_limit_is_closed_at_once() -> None:
     run(body)
 
 
-def test_oversized_response_becomes_an_error() -> None:
+def test_oversized_response_becomes_a_final_error() -> None:
     async def body(loop: asyncio.AbstractEventLoop) -> None:
         db = Database()
         db.put_machine("m", 1, ORDER)
-        db.create_instance("m", 1, instance_id="big", initial_ctx={"x": "y" * (16 * 1024 * 1024)})
+        db.create_instance("m", 1, instance_id="big", initial_ctx={"x": "y" * (5 * 1024 * 1024)})
         h = Harness(db, loop)
-        h.send(("big-1", "GET_INSTANCE", {"instance_id": "big"}), ("2", "PING", {}))
+        ops = [
+            {"op": "APPLY_EVENT", "params": {"instance_id": "big", "event": event}}
+            for event in ("GO", "BACK", "GO", "BACK")
+        ]  # each result carries the 5 MiB ctx: 20 MiB in all
+        h.send(("big-1", "BATCH", {"ops": ops, "mode": "best_effort"}), ("2", "PING", {}))
         first, second = h.responses()
         assert first.id == "big-1" and first.error is not None
         assert first.error["code"] == "INTERNAL_ERROR"
         assert first.error["details"]["limit"] == 16 * 1024 * 1024
+        # The writes were made: the client must not be told to retry them.
+        assert first.error["retryable"] is False
+        assert "carried out" in first.error["message"]
+        assert db.wal_stats().entry_count == 6
         assert second.result == {"pong": True}
 
     run(body)
