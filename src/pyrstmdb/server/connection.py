@@ -15,6 +15,12 @@ without bound) and while too many responses are in flight; it resumes below
 the low-water marks. Subscription events are written straight away, between
 responses.
 
+Limits: with TLS the handshake is started here on the accepted connection, so
+it is counted and idle-timed like any other. The size an unfinished message
+will reach (announced by its frame header) is reserved in the server's
+:class:`~pyrstmdb.server.limits.BufferBudget`; a connection whose message does
+not fit, or that announces more than 64 KiB before a required AUTH, is closed.
+
 Closing: a framing fault (bad magic, version, flags, size, CRC) logs why,
 stops reading, answers what came before it and closes; BYE closes after its
 response; shutdown stops reading, answers what is in flight, then closes; the

@@ -240,6 +240,7 @@ def test_a_maximal_definition_does_not_stall_other_clients(
                 time.sleep(0.01)
 
     pinger = threading.Thread(target=ping_meanwhile)
+    before = rss(server)
     with server.raw(timeout=60) as client:
         pinger.start()
         time.sleep(0.2)
@@ -249,12 +250,20 @@ def test_a_maximal_definition_does_not_stall_other_clients(
         done.set()
     pinger.join(10)
     assert put.ok, put.error
+    grown = rss(server) - before
+    size = len(orjson.dumps(definition)) / MB
+    print(f"RSS grew {grown / MB:.0f} MB for a {size:.1f} MiB definition")
+    assert grown < 150 * MB
     print(
         f"PUT_MACHINE {took:.2f} s; PING max {max(latencies) * 1000:.0f} ms over {len(latencies)}"
     )
     # Before, a PING waited for the whole compile; now only for a share of the CPU.
     assert max(latencies) < min(1.0, took / 3)
+    started = time.monotonic()
     restarted = server.restart()
+    print(
+        f"restart with it took {time.monotonic() - started:.1f} s, RSS {rss(restarted) / MB:.0f} MB"
+    )
     with restarted.raw() as client:
         got = client.call("GET_MACHINE", {"machine": "max", "version": 1})
         assert got.ok and len(got.result["definition"]["transitions"]) == len(
