@@ -120,6 +120,8 @@ class Connection(asyncio.Protocol):
         self._held = 0  # bytes reserved in the shared budget for an unfinished message
         self._handshake: asyncio.Task[None] | None = None  # held: the loop keeps no reference
         self._early: list[bytes] = []  # bytes received before TLS took over the transport
+        self._tls_installed = False
+        self._early_requests: list[bytes] = []  # decrypted before the handshake's end ran
         self.peer = "?"
         self.last_activity = self._loop.time()
 
@@ -165,7 +167,16 @@ class Connection(asyncio.Protocol):
             return
         self._ready(secured)
 
+    def _before_ready(self, data: bytes) -> None:
+        if not self._tls_installed:  # raw bytes meant for the TLS protocol: keep them
+            self._early.append(data)
+            if self._transport is not None:
+                self._transport.pause_reading()
+        else:  # requests that came with the end of the handshake: run them once ready
+            self._early_requests.append(data)
+
     def _hand_over_early(self, raw: asyncio.Transport) -> None:
+        self._tls_installed = True
         data, self._early = b"".join(self._early), []
         protocol = raw.get_protocol()
         if data and protocol is not self and not raw.is_closing():
@@ -180,12 +191,13 @@ class Connection(asyncio.Protocol):
             shared.core, shared.waiter, session, shared.settings, shared.loop, shared.hub, self
         )
         log.debug("connection from %s", self.peer)
+        early, self._early_requests = self._early_requests, []
+        for data in early:
+            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
-        if self._handshake is not None:  # TLS is not in place yet: its bytes, keep them
-            self._early.append(data)
-            if self._transport is not None:
-                self._transport.pause_reading()
+        if self._ctx is None and self._tls and not self._closed:
+            self._before_ready(data)
             return
         if self._draining or self._ctx is None:
             return

@@ -20,7 +20,8 @@ import pytest
 import trustme
 from server_harness import RawClient, ServerProcess
 
-from pyrstmdb.protocol.frame import HEADER, MAGIC
+from pyrstmdb.protocol import ClientCodec, request_message
+from pyrstmdb.protocol.frame import HEADER, MAGIC, encode_frame
 
 MB = 1024 * 1024
 TOKEN = "resource-token"
@@ -186,6 +187,37 @@ def test_tls_handshakes_count_against_the_limit_and_time_out(
     time.sleep(0.3)
     with tls_client(server, context) as client:
         assert client.call("PING").ok
+
+
+def test_a_request_sent_with_the_end_of_the_handshake_is_answered(
+    rstmdb_server: Callable[..., ServerProcess], tls_env: tuple[dict[str, str], ssl.SSLContext]
+) -> None:
+    env, context = tls_env
+    server = rstmdb_server(env=env, wait_ping=False)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                incoming.write(sock.recv(65536))
+        # The client's last handshake bytes and its first request leave in one write.
+        tls.write(encode_frame(orjson.dumps(request_message("1", "PING", {}))))
+        sock.sendall(outgoing.read())
+        codec = ClientCodec()
+        answers: list[Any] = []
+        while not answers:
+            data = sock.recv(65536)
+            assert data, "closed without an answer"
+            incoming.write(data)
+            try:
+                answers = codec.feed(tls.read(65536))
+            except ssl.SSLWantReadError:
+                continue
+    assert answers[0].result == {"pong": True}
 
 
 # -- refused connections are logged with a count -----------------------------------------------
