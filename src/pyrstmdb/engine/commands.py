@@ -159,6 +159,12 @@ def check_id(key: str, value: str) -> str:
         raise _wrong(key, f"1 to {MAX_ID_BYTES} bytes long")
     return value
 
+MAX_BATCH_RESULT_BYTES = 8 * 1024 * 1024
+"""Results of one BATCH (their contexts, as JSON) beyond which no further op runs: a
+best-effort batch answers the remaining ops with an error, an atomic one is refused.
+One more result is at most :data:`MAX_CTX_BYTES`, so the response fits a 16 MiB frame
+and a write is never answered with an error only because its answer is too large."""
+
 
 # -- JSON values: depth and size ----------------------------------------------
 
@@ -229,6 +235,20 @@ def check_payload(payload: dict[str, Any], merged_ctx: dict[str, Any]) -> None:
     check_depth("payload", payload)
     size = json_size("payload", merged_ctx)
     check_size("payload", size, MAX_CTX_BYTES, "the ctx after merging payload")
+
+
+def result_ctx_size(result: Any) -> int:
+    """Bytes of the ctx a write result carries (apply results only), as compact JSON."""
+    ctx = getattr(result, "ctx", None)
+    return 0 if ctx is None else len(orjson.dumps(ctx))
+
+
+def batch_results_too_large(size: int) -> BadRequest:
+    return BadRequest(
+        f"invalid request: not run: the results of the batch's earlier ops take {size} "
+        f"bytes, over the limit of {MAX_BATCH_RESULT_BYTES} bytes for one batch",
+        {"size": size, "limit": MAX_BATCH_RESULT_BYTES},
+    )
 
 
 # -- commands ----------------------------------------------------------------
