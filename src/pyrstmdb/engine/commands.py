@@ -159,6 +159,7 @@ def check_id(key: str, value: str) -> str:
         raise _wrong(key, f"1 to {MAX_ID_BYTES} bytes long")
     return value
 
+
 MAX_BATCH_RESULT_BYTES = 8 * 1024 * 1024
 """Results of one BATCH (their contexts, as JSON) beyond which no further op runs: a
 best-effort batch answers the remaining ops with an error, an atomic one is refused.

@@ -118,3 +118,17 @@ def test_definition_nesting_is_bounded_before_any_serialisation() -> None:
     with pytest.raises(BadRequest):  # deeper than the encoder goes: same answer
         check_bounds({**TWO, "meta": nested(600)})
     assert check_bounds({**TWO, "meta": nested(MAX_JSON_DEPTH - 2)}) > 0
+
+
+def test_the_deepest_accepted_ctx_survives_a_checkpoint_and_a_restart(tmp_path: Any) -> None:
+    deepest = {"x": nested(MAX_JSON_DEPTH - 1)}
+    with Database(tmp_path) as db:
+        db.put_machine("m", 1, {**TWO, "meta": nested(MAX_JSON_DEPTH - 2)})
+        db.create_instance("m", 1, instance_id="i", initial_ctx=deepest, idempotency_key="c")
+        db.apply_event("i", "GO", payload={"y": nested(MAX_JSON_DEPTH - 1)}, idempotency_key="k")
+        db.compact(force_snapshot=True)
+    with Database(tmp_path) as db:
+        ctx = db.get_instance("i").ctx
+        assert ctx == {**deepest, "y": nested(MAX_JSON_DEPTH - 1)}
+        again = db.apply_event("i", "GO", payload={"y": 0}, idempotency_key="k")
+        assert again.applied is False and again.ctx == ctx
