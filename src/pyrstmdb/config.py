@@ -16,6 +16,7 @@ YAML key                           Environment variable              Default
 ``network.bind_addr``              ``RSTMDB_BIND``                   ``127.0.0.1:7401``
 ``network.idle_timeout_secs``      ``RSTMDB_IDLE_TIMEOUT``           ``300`` (≥ 1)
 ``network.max_connections``        ``RSTMDB_MAX_CONNECTIONS``        ``1000`` (≥ 1)
+``network.frame_buffer_mb``        ``RSTMDB_FRAME_BUFFER_MB``        ``256`` (≥ 1)
 ``storage.data_dir``               ``RSTMDB_DATA``                   ``./data``
 ``storage.wal_segment_size_mb``    ``RSTMDB_WAL_SEGMENT_SIZE_MB``    ``64`` (≥ 1)
 ``storage.fsync_policy``           ``RSTMDB_FSYNC_POLICY``           ``every_write``
@@ -144,6 +145,7 @@ class NetworkConfig:
     bind_port: int = 7401
     idle_timeout_secs: int = 300
     max_connections: int = 1000
+    frame_buffer_mb: int = 256  # all connections' unfinished incoming messages together
 
     @property
     def bind_addr(self) -> str:
@@ -499,6 +501,7 @@ _KEYS: dict[str, _Key] = {
     "network.bind_addr": _Key(_yaml_address, _env_address, _ADDRESS_FIELDS),
     "network.idle_timeout_secs": _int_key(1),
     "network.max_connections": _int_key(1),
+    "network.frame_buffer_mb": _int_key(1),
     "storage.data_dir": _Key(_yaml_str, _env_text),
     "storage.wal_segment_size_mb": _int_key(1, _MAX_SEGMENT_MB),
     "storage.fsync_policy": _Key(_yaml_fsync, _env_fsync),
@@ -539,6 +542,7 @@ _ENV: tuple[_EnvVar, ...] = (
     _EnvVar("RSTMDB_BIND", "network.bind_addr"),
     _EnvVar("RSTMDB_IDLE_TIMEOUT", "network.idle_timeout_secs"),
     _EnvVar("RSTMDB_MAX_CONNECTIONS", "network.max_connections"),
+    _EnvVar("RSTMDB_FRAME_BUFFER_MB", "network.frame_buffer_mb"),
     _EnvVar("RSTMDB_DATA", "storage.data_dir"),
     _EnvVar("RSTMDB_WAL_SEGMENT_SIZE_MB", "storage.wal_segment_size_mb"),
     _EnvVar("RSTMDB_FSYNC_POLICY", "storage.fsync_policy"),

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from pyrstmdb.engine import machine
 from pyrstmdb.engine.commands import (
+    MAX_BATCH_RESULT_BYTES,
     ApplyEvent,
     BatchOp,
     CreateInstance,
@@ -44,9 +45,11 @@ from pyrstmdb.engine.commands import (
     ListInstances,
     PutMachine,
     WriteCommand,
+    batch_results_too_large,
     parse_batch_op,
+    result_ctx_size,
 )
-from pyrstmdb.engine.definition import compile_definition
+from pyrstmdb.engine.definition import MachineDefinition, compile_definition
 from pyrstmdb.engine.idempotency import IdempotencyCache
 from pyrstmdb.engine.records import Checkpoint, Record
 from pyrstmdb.engine.state import Instance, Staged, State, View
@@ -347,10 +350,13 @@ class Core:
         return head - 1 if head > self._store.visible_end else NO_WAIT
 
     # -- writes ----------------------------------------------------------------
-    def put_machine(self, cmd: PutMachine) -> tuple[PutMachineResult, int]:
+    def put_machine(
+        self, cmd: PutMachine, compiled: MachineDefinition | None = None
+    ) -> tuple[PutMachineResult, int]:
+        """``compiled``: ``machine.precompile(cmd)``, done beforehand without the lock."""
         with self._lock:
             record, compiled, known = machine.decide_put_machine(
-                self.state, cmd, self._clock(), self._max_versions
+                self.state, cmd, self._clock(), self._max_versions, compiled
             )
             if record is None:
                 assert known is not None
@@ -387,25 +393,33 @@ class Core:
             return self._atomic_batch(ops)
         items: list[BatchItem] = []
         wait = NO_WAIT
+        used = 0  # bytes of the results' contexts so far
         for op in ops:
             try:
+                if used > MAX_BATCH_RESULT_BYTES:
+                    raise batch_results_too_large(used)
                 result, offset = self.write(parse_batch_op(op))
             except RstmdbError as err:
                 items.append(BatchItem("error", None, err.to_dict()))
                 continue
             items.append(BatchItem("ok", result, None))
+            used += result_ctx_size(result)
             wait = max(wait, offset)
         return BatchResult(items), wait
 
     def _stage(self, ops: list[BatchOp], now: int) -> list[tuple[WriteCommand, Any]]:
         staged = Staged(self.state)
         decisions: list[tuple[WriteCommand, Any]] = []
+        used = 0  # bytes of the results' contexts so far
         for index, op in enumerate(ops):
             try:
+                if used > MAX_BATCH_RESULT_BYTES:
+                    raise batch_results_too_large(used)
                 cmd = parse_batch_op(op)
                 out = _decide(staged, cmd, now)
             except RstmdbError as err:
                 raise _atomic_failure(index, op, err) from None
+            used += result_ctx_size(out)
             if not isinstance(out, _RESULT_TYPES):
                 machine.apply(staged, out, -(index + 1))
             decisions.append((cmd, out))

@@ -14,12 +14,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import orjson
+
 from pyrstmdb.errors import BadRequest
 
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
 MAX_ID_BYTES = 256
 MAX_BATCH_OPS = 100
+
+MAX_JSON_DEPTH = 128
+"""Deepest nesting of objects and arrays in a ctx, a payload or a definition (the value
+itself is level 1). Every message and file that carries such a value wraps it in fewer
+than 20 further levels, well within the 254 levels the JSON encoder writes, so whatever
+is accepted can always be sent back and stored."""
+
+MAX_CTX_BYTES = 7 * 1024 * 1024
+"""Largest instance context (``initial_ctx``, or the ctx after merging a payload), as
+compact JSON. An ``apply_event`` record holds the payload and the merged ctx (at most
+twice this), so the record, its WAL_READ entry and its subscription event fit a 16 MiB
+frame."""
 
 Params = dict[str, Any]
 
@@ -144,6 +158,98 @@ def check_id(key: str, value: str) -> str:
     if size == 0 or size > MAX_ID_BYTES:
         raise _wrong(key, f"1 to {MAX_ID_BYTES} bytes long")
     return value
+
+
+MAX_BATCH_RESULT_BYTES = 8 * 1024 * 1024
+"""Results of one BATCH (their contexts, as JSON) beyond which no further op runs: a
+best-effort batch answers the remaining ops with an error, an atomic one is refused.
+One more result is at most :data:`MAX_CTX_BYTES`, so the response fits a 16 MiB frame
+and a write is never answered with an error only because its answer is too large."""
+
+
+# -- JSON values: depth and size ----------------------------------------------
+
+_SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
+def _is_flat(obj: dict[str, Any]) -> bool:
+    return _SCALAR_TYPES.issuperset(map(type, obj.values()))
+
+
+def json_depth_over(value: Any, limit: int) -> bool:
+    """True when ``value`` nests objects and arrays deeper than ``limit`` levels."""
+    if type(value) is dict and _is_flat(value):
+        return limit < 1
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, (list, tuple)):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        for child in children:
+            if isinstance(child, (dict, list, tuple)):
+                stack.append((child, depth + 1))
+    return False
+
+
+def check_depth(key: str, value: Any, limit: int = MAX_JSON_DEPTH) -> None:
+    """``BadRequest`` naming ``key`` when ``value`` nests deeper than ``limit``."""
+    if json_depth_over(value, limit):
+        raise BadRequest(
+            f"invalid request: {key} is nested more than {limit} levels deep",
+            {"field": key, "limit": limit},
+        )
+
+
+def json_size(key: str, value: Any) -> int:
+    """Bytes of ``value`` as compact JSON; ``BadRequest`` naming ``key`` if it is not JSON."""
+    try:
+        return len(orjson.dumps(value))
+    except TypeError as err:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
+        if "ecursion" in str(err):
+            check_depth(key, value)
+        raise BadRequest(f"invalid request: {key} is not JSON: {err}", {"field": key}) from None
+
+
+def check_size(key: str, size: int, limit: int, what: str = "") -> None:
+    if size > limit:
+        raise BadRequest(
+            f"invalid request: {what or key} is {size} bytes as JSON, over the limit of "
+            f"{limit} bytes",
+            {"field": key, "size": size, "limit": limit},
+        )
+
+
+def check_initial_ctx(ctx: dict[str, Any]) -> None:
+    """A new instance's context: at most :data:`MAX_JSON_DEPTH` deep and :data:`MAX_CTX_BYTES`."""
+    check_depth("initial_ctx", ctx)
+    check_size("initial_ctx", json_size("initial_ctx", ctx), MAX_CTX_BYTES)
+
+
+def check_payload(payload: dict[str, Any], merged_ctx: dict[str, Any]) -> None:
+    """An event payload and the ctx it leads to (a shallow merge is no deeper than its inputs)."""
+    check_depth("payload", payload)
+    size = json_size("payload", merged_ctx)
+    check_size("payload", size, MAX_CTX_BYTES, "the ctx after merging payload")
+
+
+def result_ctx_size(result: Any) -> int:
+    """Bytes of the ctx a write result carries (apply results only), as compact JSON."""
+    ctx = getattr(result, "ctx", None)
+    return 0 if ctx is None else len(orjson.dumps(ctx))
+
+
+def batch_results_too_large(size: int) -> BadRequest:
+    return BadRequest(
+        f"invalid request: not run: the results of the batch's earlier ops take {size} "
+        f"bytes, over the limit of {MAX_BATCH_RESULT_BYTES} bytes for one batch",
+        {"size": size, "limit": MAX_BATCH_RESULT_BYTES},
+    )
 
 
 # -- commands ----------------------------------------------------------------

@@ -7,8 +7,14 @@ table with every guard compiled once. Several transitions may share a
 ``(from, event)`` pair (⚑S1): they are kept in definition order and the first
 whose guard passes wins.
 
+:func:`check_bounds` refuses a new definition over the size limits
+(:data:`MAX_DEFINITION_BYTES`, :data:`MAX_STATES`, :data:`MAX_TRANSITIONS`,
+:data:`MAX_GUARD_CHARS`, nesting deeper than ``MAX_JSON_DEPTH``) before any
+compiling work is spent on it.
+
 Raises ``BadRequest`` (⚑P6) with a message naming the offending field or
-transition and, for guards, the position in the guard text. Pure: no I/O.
+transition (or the limit) and, for guards, the position in the guard text.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -18,10 +24,20 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pyrstmdb.engine.commands import MAX_JSON_DEPTH, check_depth, json_size
 from pyrstmdb.engine.guard import CompiledGuard, GuardSyntaxError, compile_guard
 from pyrstmdb.errors import BadRequest
 
 _PREFIX = "invalid machine definition: "
+
+MAX_DEFINITION_BYTES = 1024 * 1024
+"""Largest definition, as compact JSON."""
+MAX_STATES = 10_000
+"""Most entries in ``states``."""
+MAX_TRANSITIONS = 10_000
+"""Most entries in ``transitions``."""
+MAX_GUARD_CHARS = 4096
+"""Longest guard expression, in characters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +79,41 @@ def _string_list(value: Any, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _fail(f"{what} must be an array of strings")
     return value
+
+
+def _too_big(what: str, size: int, limit: int, **details: Any) -> BadRequest:
+    return _fail(f"{what} is {size}, over the limit of {limit}", size=size, limit=limit, **details)
+
+
+def check_bounds(definition: dict[str, Any]) -> int:
+    """Refuse a definition over the size limits; returns its size in bytes as compact JSON.
+
+    Cheap next to compiling: every new definition passes it before it is compiled.
+    Definitions read back from the log or a checkpoint are not held to it.
+    """
+    size = json_size("definition", definition)
+    if size > MAX_DEFINITION_BYTES:
+        raise _too_big("definition size in bytes", size, MAX_DEFINITION_BYTES, field="definition")
+    check_depth("definition", definition, MAX_JSON_DEPTH)
+    states, transitions = definition.get("states"), definition.get("transitions")
+    if isinstance(states, list) and len(states) > MAX_STATES:
+        raise _too_big("number of states", len(states), MAX_STATES, field="states")
+    if isinstance(transitions, list):
+        if len(transitions) > MAX_TRANSITIONS:
+            raise _too_big(
+                "number of transitions", len(transitions), MAX_TRANSITIONS, field="transitions"
+            )
+        for index, raw in enumerate(transitions):
+            guard = raw.get("guard") if isinstance(raw, dict) else None
+            if isinstance(guard, str) and len(guard) > MAX_GUARD_CHARS:
+                raise _too_big(
+                    f"transition {index} guard length in characters",
+                    len(guard),
+                    MAX_GUARD_CHARS,
+                    transition=index,
+                    field="guard",
+                )
+    return size
 
 
 def _check_top_level(definition: Any) -> tuple[list[str], str, list[Any]]:

@@ -20,8 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pyrstmdb.engine.commands import ApplyEvent, CreateInstance, DeleteInstance, PutMachine
-from pyrstmdb.engine.definition import MachineDefinition, compile_definition
+from pyrstmdb.engine.commands import (
+    ApplyEvent,
+    CreateInstance,
+    DeleteInstance,
+    PutMachine,
+    check_initial_ctx,
+    check_payload,
+)
+from pyrstmdb.engine.definition import MachineDefinition, check_bounds, compile_definition
 from pyrstmdb.engine.records import (
     APPLY_EVENT,
     Checkpoint,
@@ -72,9 +79,17 @@ def machine_not_found(name: str, version: int) -> MachineNotFound:
 
 
 def decide_put_machine(
-    view: View, cmd: PutMachine, now: int, max_versions: int = 0
+    view: View,
+    cmd: PutMachine,
+    now: int,
+    max_versions: int = 0,
+    compiled: MachineDefinition | None = None,
 ) -> tuple[MachinePut | None, MachineDefinition, PutMachineResult | None]:
-    """``(record, compiled, None)`` for a new version, ``(None, compiled, result)`` if known."""
+    """``(record, compiled, None)`` for a new version, ``(None, compiled, result)`` if known.
+
+    ``compiled`` is ``cmd``'s definition already checked and compiled (by
+    :func:`precompile`, e.g. outside a lock); otherwise it is done here.
+    """
     versions = view.versions(cmd.machine)
     exists = cmd.version in versions
     if max_versions > 0 and not exists and len(versions) >= max_versions:
@@ -83,7 +98,8 @@ def decide_put_machine(
             f"{len(versions)} versions (limit: {max_versions})",
             {"machine": cmd.machine, "versions": len(versions), "limit": max_versions},
         )
-    compiled = compile_definition(cmd.machine, cmd.version, cmd.definition)
+    if compiled is None:
+        compiled = precompile(cmd)
     if cmd.checksum is not None and cmd.checksum.lower() != compiled.checksum:
         raise BadRequest(
             "invalid request: checksum does not match the definition",
@@ -107,6 +123,12 @@ def decide_put_machine(
     return record, compiled, None
 
 
+def precompile(cmd: PutMachine) -> MachineDefinition:
+    """``cmd``'s definition checked against the size limits, then compiled (no state needed)."""
+    check_bounds(cmd.definition)
+    return compile_definition(cmd.machine, cmd.version, cmd.definition)
+
+
 # -- CREATE_INSTANCE -----------------------------------------------------------
 
 
@@ -127,6 +149,8 @@ def decide_create(
             f"core error: instance already exists: {instance_id}", {"instance_id": instance_id}
         )
     ctx = cmd.initial_ctx if cmd.initial_ctx is not None else {}
+    if ctx:
+        check_initial_ctx(ctx)
     return InstanceCreated(
         instance_id,
         cmd.machine,
@@ -201,6 +225,8 @@ def decide_apply(view: View, cmd: ApplyEvent, now: int) -> EventApplied | ApplyE
     target = _choose_target(definition, instance, cmd.event)
     payload = cmd.payload
     ctx = {**instance.ctx, **payload} if payload else instance.ctx
+    if payload:
+        check_payload(payload, ctx)
     return EventApplied(
         cmd.instance_id,
         cmd.event,

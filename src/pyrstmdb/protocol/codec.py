@@ -120,6 +120,11 @@ class _Codec:
         """Bytes received but not yet part of a complete message."""
         return self._splitter.buffered
 
+    @property
+    def pending_size(self) -> int:
+        """Size of the unfinished message: announced by its frame header, else held so far."""
+        return self._splitter.pending_size
+
     def encode(self, message: dict[str, Any]) -> bytes:
         """``message`` as bytes in the current output mode."""
         payload = orjson.dumps(message)

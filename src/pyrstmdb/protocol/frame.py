@@ -22,9 +22,10 @@ and a valid CRC.
 
 This module owns the layout constants, :func:`crc32c`, :func:`encode_frame`,
 :func:`split_frame` (one frame out of a buffer) and :class:`FrameDecoder` (frames
-out of a byte stream). It raises :class:`FramingError` for every fault that ends a
-connection (bad magic, version, flag bits, oversized payload, CRC mismatch) and
-its subclass :class:`MessageTooLarge` when a payload is too large to be framed.
+out of a byte stream, telling how large the unfinished one will be). It raises
+:class:`FramingError` for every fault that ends a connection (bad magic, version,
+flag bits, oversized payload, CRC mismatch) and its subclass
+:class:`MessageTooLarge` when a payload is too large to be framed.
 The header faults are reported as soon as the 18 header bytes are present (a bad
 magic even earlier), never after waiting for the payload; a CRC mismatch is
 necessarily reported once the payload is complete.
@@ -43,6 +44,7 @@ VERSION = 1
 HEADER = struct.Struct(">4sHHHII")  # magic, version, flags, header_len, payload_len, crc32c
 HEADER_SIZE = 18
 assert HEADER.size == HEADER_SIZE
+_SIZES = struct.Struct(">HI")  # header_len, payload_len at offset 8
 
 MAX_PAYLOAD = 16 * 1024 * 1024
 
@@ -155,6 +157,20 @@ class FrameDecoder:
     def buffered(self) -> int:
         """Bytes received but not yet part of a complete message."""
         return len(self._buf)
+
+    @property
+    def pending_size(self) -> int:
+        """Size the unfinished message will reach: what its header announces, if known.
+
+        ``0`` when nothing is pending; the bytes held so far while the size is unknown.
+        A receiver may refuse a message by this size before buffering it.
+        """
+        buf = self._buf
+        if len(buf) < HEADER_SIZE or buf[0] != MAGIC[0]:
+            return len(buf)
+        header_len, payload_len = _SIZES.unpack_from(buf, 8)
+        size: int = HEADER_SIZE + header_len + payload_len
+        return size
 
     def feed(self, data: Buffer) -> list[bytes]:
         buf: bytes | bytearray

@@ -9,8 +9,9 @@ valid envelope becomes an :class:`InvalidMessage`, answered with ``BAD_REQUEST``
 while the connection stays open. Its ``id`` is ``None`` when the request's own
 id cannot be recovered (not UTF-8/JSON/an object; ``id`` missing or not a
 string) and the request's id otherwise (``type`` or ``op`` missing or not a
-string, unknown ``op``, ``params`` not an object). Absent or ``null`` params
-read as ``{}``.
+string, unknown ``op``, ``params`` not an object, a duplicate key anywhere, an
+integer outside the 64-bit range anywhere: see :mod:`strict`). Absent or
+``null`` params read as ``{}``.
 
 :func:`parse_server_message` is the client's side and raises ``ValueError`` for
 anything that is neither a response nor an event.
@@ -25,6 +26,7 @@ from typing import Any
 import orjson
 
 from pyrstmdb.errors import BadRequest
+from pyrstmdb.protocol.strict import find_problem
 
 
 class Operation(StrEnum):
@@ -145,6 +147,9 @@ def parse_request(payload: bytes | str) -> Request | InvalidMessage:
     if isinstance(obj, str):
         return InvalidMessage(None, obj)
     request_id = obj.get("id")
+    problem = find_problem(payload, obj)
+    if problem is not None:
+        return InvalidMessage(request_id if isinstance(request_id, str) else None, problem)
     if not isinstance(request_id, str):
         return InvalidMessage(None, "missing or non-string 'id'")
     return _check_envelope(obj, request_id)

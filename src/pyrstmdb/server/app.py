@@ -7,10 +7,16 @@ client certificates), then serves until
 :meth:`Server.stop` is called (``main`` calls it on SIGINT and SIGTERM).
 
 * ``network.max_connections``: a connection beyond the limit is accepted and
-  closed at once, nothing sent, and counted in ``rstmdb_connections_rejected_total``.
+  closed at once, nothing sent, and counted in ``rstmdb_connections_rejected_total``;
+  the first refusal is logged, then one line per interval with the count.
 * ``network.idle_timeout_secs``: a connection with no request, no event written
   and no response owed for that long is closed silently (aborted if bytes written
   to it are still unread: its subscriptions end either way).
+* TLS is started on each accepted TCP connection (``loop.start_tls``), so a
+  connection counts against the limit and the idle timeout from its accept on,
+  and a handshake is given at most :data:`HANDSHAKE_SECONDS`.
+* ``network.frame_buffer_mb``: the budget of all connections' unfinished incoming
+  messages (see :mod:`limits`).
 * Shutdown: stop accepting, stop reading, answer the requests in flight (up to
   :data:`DRAIN_SECONDS`), close every connection, close the hub and the metrics
   listener, then close the database (final fsync) in a worker thread.
@@ -36,6 +42,7 @@ from pyrstmdb.database import Database
 from pyrstmdb.server.connection import Connection, Shared
 from pyrstmdb.server.dispatch import Dispatcher
 from pyrstmdb.server.handlers.base import Settings
+from pyrstmdb.server.limits import BufferBudget, RefusalLog
 from pyrstmdb.server.metrics import ServerMetrics, start_metrics_listener
 from pyrstmdb.server.starting import Gate
 from pyrstmdb.subscriptions import Hub
@@ -43,6 +50,8 @@ from pyrstmdb.subscriptions import Hub
 log = logging.getLogger("pyrstmdb.server")
 
 DRAIN_SECONDS = 5.0
+HANDSHAKE_SECONDS = 10
+"""Longest TLS handshake (shorter when ``idle_timeout_secs`` is)."""
 
 
 class StartupError(Exception):
@@ -83,14 +92,14 @@ class _Connections:
         self._limit = limit
         self._metrics = metrics
         self.changed = asyncio.Event()
+        self.refusals = RefusalLog(log)
+
+    def report_refusals(self) -> None:
+        self.refusals.flush(self._limit)
 
     def add(self, conn: Connection) -> bool:
         if len(self.open) >= self._limit:
-            log.warning(
-                "connection from %s refused: limit of %d connections reached",
-                conn.peer,
-                self._limit,
-            )
+            self.refusals.refused(conn.peer, self._limit)
             if self._metrics is not None:
                 self._metrics.connection_rejected()
             return False
@@ -145,6 +154,9 @@ class Server:
             metrics=metrics,
             registry=self._connections,
             loop=loop,
+            budget=BufferBudget(config.network.frame_buffer_mb * 1024 * 1024),
+            tls=context,
+            handshake_timeout=float(min(config.network.idle_timeout_secs, HANDSHAKE_SECONDS)),
         )
         if metrics is not None:
             self._metrics_listener = await listen(
@@ -153,7 +165,7 @@ class Server:
                 start_metrics_listener(metrics, config.metrics.bind_host, config.metrics.bind_port),
             )
             self.metrics_address = _bound(self._metrics_listener)[0]
-        if self._gate is not None:
+        if self._gate is not None and self._gate.listener is not None:
             self._listener = self._gate.admit(lambda: Connection(shared))
         else:
             self._listener = await listen(
@@ -163,7 +175,6 @@ class Server:
                     lambda: Connection(shared),
                     config.network.bind_host,
                     config.network.bind_port,
-                    ssl=context,
                     backlog=1024,
                 ),
             )
@@ -181,6 +192,7 @@ class Server:
         while True:
             await asyncio.sleep(period)
             now = loop.time()
+            self._connections.report_refusals()
             for conn in list(self._connections.open):
                 if not conn.busy and now - conn.last_activity >= timeout:
                     log.debug("closing idle connection from %s", conn.peer)

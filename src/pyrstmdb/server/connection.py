@@ -15,6 +15,12 @@ without bound) and while too many responses are in flight; it resumes below
 the low-water marks. Subscription events are written straight away, between
 responses.
 
+Limits: with TLS the handshake is started here on the accepted connection, so
+it is counted and idle-timed like any other. The size an unfinished message
+will reach (announced by its frame header) is reserved in the server's
+:class:`~pyrstmdb.server.limits.BufferBudget`; a connection whose message does
+not fit, or that announces more than 64 KiB before a required AUTH, is closed.
+
 Closing: a framing fault (bad magic, version, flags, size, CRC) logs why,
 stops reading, answers what came before it and closes; BYE closes after its
 response; shutdown stops reading, answers what is in flight, then closes; the
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +53,7 @@ from pyrstmdb.protocol import (
 )
 from pyrstmdb.server.dispatch import Dispatcher, Slot
 from pyrstmdb.server.handlers.base import Context, Settings, Subscriptions
+from pyrstmdb.server.limits import PRE_AUTH_MAX_MESSAGE, BufferBudget
 from pyrstmdb.server.metrics import ServerMetrics
 from pyrstmdb.server.session import Session
 
@@ -89,6 +97,9 @@ class Shared:
     metrics: ServerMetrics | None
     registry: Registry
     loop: asyncio.AbstractEventLoop
+    budget: BufferBudget | None = None  # unfinished incoming messages, all connections
+    tls: ssl.SSLContext | None = None  # TLS is started on each accepted TCP connection
+    handshake_timeout: float = 60.0
 
 
 class Connection(asyncio.Protocol):
@@ -105,7 +116,12 @@ class Connection(asyncio.Protocol):
         self._draining = False  # stop reading; close once every response is written
         self._closed = False
         self._registered = False
-        self._tls = False
+        self._tls = shared.tls is not None
+        self._held = 0  # bytes reserved in the shared budget for an unfinished message
+        self._handshake: asyncio.Task[None] | None = None  # held: the loop keeps no reference
+        self._early: list[bytes] = []  # bytes received before TLS took over the transport
+        self._tls_installed = False
+        self._early_requests: list[bytes] = []  # decrypted before the handshake's end ran
         self.peer = "?"
         self.last_activity = self._loop.time()
 
@@ -113,21 +129,76 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self.peer = _peer_name(transport)
-        self._tls = transport.get_extra_info("sslcontext") is not None
         if not self._shared.registry.add(self):
             self._closed = True
             self._transport.close()  # nothing was written: the peer just sees the close
             return
         self._registered = True
-        self._transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        if self._shared.tls is not None:
+            # Counted (max_connections) and timed (idle sweep) from the TCP accept on;
+            # the handshake runs on top, bounded by its own timeout too.
+            self._transport.pause_reading()
+            self._handshake = self._loop.create_task(
+                self._start_tls(self._transport, self._shared.tls)
+            )
+            return
+        self._ready(self._transport)
+
+    async def _start_tls(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
+        # start_tls puts the TLS protocol in our place at once and schedules its start;
+        # bytes that reached us before (uvloop reads right after connection_made) are
+        # handed to it first, before reading resumes.
+        self._loop.call_soon(self._hand_over_early, raw)
+        try:
+            secured = await self._loop.start_tls(
+                raw,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self._shared.handshake_timeout,
+            )
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            log.debug("TLS handshake with %s failed: %s", self.peer, exc)
+            self.connection_lost(exc)
+            return
+        finally:
+            self._handshake = None
+        if secured is None or self._closed:
+            return
+        self._ready(secured)
+
+    def _before_ready(self, data: bytes) -> None:
+        if not self._tls_installed:  # raw bytes meant for the TLS protocol: keep them
+            self._early.append(data)
+            if self._transport is not None:
+                self._transport.pause_reading()
+        else:  # requests that came with the end of the handshake: run them once ready
+            self._early_requests.append(data)
+
+    def _hand_over_early(self, raw: asyncio.Transport) -> None:
+        self._tls_installed = True
+        data, self._early = b"".join(self._early), []
+        protocol = raw.get_protocol()
+        if data and protocol is not self and not raw.is_closing():
+            _feed(protocol, data)
+
+    def _ready(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         session = Session(self._shared.auth_required, self._shared.token_hashes)
         shared = self._shared
         self._ctx = Context(
             shared.core, shared.waiter, session, shared.settings, shared.loop, shared.hub, self
         )
         log.debug("connection from %s", self.peer)
+        early, self._early_requests = self._early_requests, []
+        for data in early:
+            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
+        if self._ctx is None and self._tls and not self._closed:
+            self._before_ready(data)
+            return
         if self._draining or self._ctx is None:
             return
         try:
@@ -142,6 +213,40 @@ class Connection(asyncio.Protocol):
             self.finish()
             return
         self._run(messages)
+        if self._codec.pending_size != self._held:
+            self._hold_pending()
+
+    def _hold_pending(self) -> None:
+        """Reserve what the unfinished message will take; close if it may not be held."""
+        pending = self._codec.pending_size
+        session = self._ctx.session if self._ctx is not None else None
+        if (
+            session is not None
+            and session.auth_required
+            and not session.authenticated
+            and pending > PRE_AUTH_MAX_MESSAGE
+        ):
+            reason = (
+                f"message of {pending} bytes before authentication "
+                f"(limit {PRE_AUTH_MAX_MESSAGE} bytes)"
+            )
+        elif self._shared.budget is None or self._shared.budget.change(self._held, pending):
+            self._held = pending
+            return
+        else:
+            reason = (
+                f"its message of {pending} bytes would take unfinished messages of all "
+                f"connections over network.frame_buffer_mb ({self._shared.budget.limit} bytes)"
+            )
+        log.info("closing connection from %s: %s", self.peer, reason)
+        self._release()
+        self._codec = ServerCodec()  # drop what was buffered at once
+        self.finish()
+
+    def _release(self) -> None:
+        if self._held and self._shared.budget is not None:
+            self._shared.budget.change(self._held, 0)
+        self._held = 0
 
     def eof_received(self) -> bool | None:
         self.finish()
@@ -151,6 +256,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._slots.clear()
+        self._release()
         if not self._registered:
             return
         self._registered = False
@@ -241,7 +347,12 @@ class Connection(asyncio.Protocol):
             error = InternalError("response cannot be encoded as JSON")
         if self._shared.metrics is not None:
             self._shared.metrics.failed(error.code.value)
-        return codec.encode(error_response(message.get("id"), error.to_dict()))
+        body = error.to_dict()
+        # The request was carried out (a write was made); only its answer cannot be
+        # sent, so a retry would repeat it.
+        body["retryable"] = False
+        body["message"] += " (the request itself was carried out)"
+        return codec.encode(error_response(message.get("id"), body))
 
     # -- reading control ---------------------------------------------------------------
     def _pause(self, reason: str) -> None:
@@ -326,6 +437,21 @@ def _too_large_notice(message: dict[str, Any], size: int) -> dict[str, Any]:
         "wal_offset": message.get("wal_offset"),
         "size": size,
     }
+
+
+def _feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
+    """Deliver ``data`` as the transport would (buffered protocols copy into their buffer)."""
+    get_buffer = getattr(protocol, "get_buffer", None)
+    if get_buffer is None:
+        cast(asyncio.Protocol, protocol).data_received(data)
+        return
+    view = memoryview(data)
+    while view:
+        buffer = memoryview(get_buffer(len(view))).cast("B")
+        size = min(len(buffer), len(view))
+        buffer[:size] = view[:size]
+        cast(asyncio.BufferedProtocol, protocol).buffer_updated(size)
+        view = view[size:]
 
 
 def _peer_name(transport: asyncio.BaseTransport) -> str:

@@ -41,7 +41,7 @@ from pyrstmdb.config import Config, ConfigError, load_from_environment
 from pyrstmdb.database import Database
 from pyrstmdb.errors import CorruptionError, DataDirectoryLocked, RstmdbError
 from pyrstmdb.server import logs
-from pyrstmdb.server.app import Server, StartupError, build_ssl_context, listen
+from pyrstmdb.server.app import Server, StartupError, listen
 from pyrstmdb.server.starting import Gate, ReplayReport
 
 log = logging.getLogger("pyrstmdb.server")
@@ -157,13 +157,12 @@ async def _load_data(config: Config, gate: Gate) -> Database | None:
 
 async def _run(config: Config) -> None:
     gate = Gate(config.auth.required, config.auth.token_hashes, ReplayReport())
-    await listen(
-        "",
-        config.network.bind_addr,
-        gate.listen(
-            config.network.bind_host, config.network.bind_port, build_ssl_context(config.tls)
-        ),
-    )
+    if not config.tls.enabled:  # a TLS listener opens once loaded (see Gate.listen)
+        await listen(
+            "",
+            config.network.bind_addr,
+            gate.listen(config.network.bind_host, config.network.bind_port),
+        )
     log.info("starting: loading %s (health checks get status 'starting')", config.storage.data_dir)
     db = await _load_data(config, gate)
     if db is None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -195,14 +194,11 @@ class Gate:
         """The protocol factory given to the listener: starting, then real connections."""
         return self._factory()
 
-    async def listen(
-        self, host: str, port: int, context: ssl.SSLContext | None
-    ) -> asyncio.base_events.Server:
-        """Bind (raises ``OSError``) and answer with the starting status."""
+    async def listen(self, host: str, port: int) -> asyncio.base_events.Server:
+        """Bind (raises ``OSError``) and answer with the starting status (plain TCP: a
+        TLS server binds only once loaded, because its connections start TLS themselves)."""
         loop = asyncio.get_running_loop()
-        self.listener = await loop.create_server(
-            self.protocol, host, port, ssl=context, backlog=1024
-        )
+        self.listener = await loop.create_server(self.protocol, host, port, backlog=1024)
         return self.listener
 
     def admit(self, factory: Callable[[], asyncio.Protocol]) -> asyncio.base_events.Server:

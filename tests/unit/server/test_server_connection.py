@@ -241,18 +241,51 @@ def test_connection_beyond_the_limit_is_closed_at_once() -> None:
     run(body)
 
 
-def test_oversized_response_becomes_an_error() -> None:
+def test_oversized_response_becomes_a_final_error() -> None:
     async def body(loop: asyncio.AbstractEventLoop) -> None:
         db = Database()
         db.put_machine("m", 1, ORDER)
-        db.create_instance("m", 1, instance_id="big", initial_ctx={"x": "y" * (16 * 1024 * 1024)})
+        db.create_instance("m", 1, instance_id="big")
+        # A context stored before the size limits existed (the log replays it as it is).
+        state = db.core.state
+        state.instances["big"] = state.instances["big"]._replace(
+            ctx={"x": "y" * (16 * 1024 * 1024)}
+        )
         h = Harness(db, loop)
         h.send(("big-1", "GET_INSTANCE", {"instance_id": "big"}), ("2", "PING", {}))
         first, second = h.responses()
         assert first.id == "big-1" and first.error is not None
         assert first.error["code"] == "INTERNAL_ERROR"
         assert first.error["details"]["limit"] == 16 * 1024 * 1024
+        # Final: had the request been a write, a retry would have repeated it.
+        assert first.error["retryable"] is False
+        assert "carried out" in first.error["message"]
         assert second.result == {"pong": True}
+
+    run(body)
+
+
+def test_batch_results_stay_within_one_frame() -> None:
+    async def body(loop: asyncio.AbstractEventLoop) -> None:
+        db = Database()
+        db.put_machine("m", 1, ORDER)
+        db.create_instance("m", 1, instance_id="big", initial_ctx={"x": "y" * (5 * 1024 * 1024)})
+        h = Harness(db, loop)
+        ops = [
+            {"op": "APPLY_EVENT", "params": {"instance_id": "big", "event": event}}
+            for event in ("GO", "BACK", "GO", "BACK")
+        ]  # each result carries the 5 MiB ctx: 20 MiB in all
+        h.send(("b-1", "BATCH", {"ops": ops, "mode": "best_effort"}))
+        h.send(("b-2", "BATCH", {"ops": ops, "mode": "atomic"}))
+        best_effort, atomic = h.responses()
+        assert best_effort.result is not None
+        statuses = [item["status"] for item in best_effort.result["results"]]
+        assert statuses == ["ok", "ok", "error", "error"]
+        assert best_effort.result["results"][2]["error"]["details"]["limit"] == 8 * 1024 * 1024
+        assert atomic.error is not None and atomic.error["code"] == "BAD_REQUEST"
+        assert atomic.error["details"]["index"] == 2
+        assert db.wal_stats().entry_count == 4  # machine, create, two applies
+        assert db.get_instance("big").state == "a"
 
     run(body)
 
