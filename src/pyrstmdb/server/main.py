@@ -163,7 +163,8 @@ async def _run(config: Config) -> None:
             config.network.bind_addr,
             gate.listen(config.network.bind_host, config.network.bind_port),
         )
-    log.info("starting: loading %s (health checks get status 'starting')", config.storage.data_dir)
+    # debug: a start-up failure stays the one line `rstmdb: …`; a long replay logs progress
+    log.debug("starting: loading %s (health checks get status 'starting')", config.storage.data_dir)
     db = await _load_data(config, gate)
     if db is None:
         return
