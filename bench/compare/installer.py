@@ -17,7 +17,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from bench.compare import pgserver, peer_redis
+from bench.compare import peer_redis, pgserver
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 DEBIAN = {"redis": "redis-server", "postgres": "postgresql"}

@@ -1,4 +1,4 @@
-"""pyrstmdb embedded: ``Database(path)`` (``every_write``) in this process, one thread per writer."""
+"""pyrstmdb embedded: ``Database(path)``, ``every_write``, in process, one thread per writer."""
 
 from __future__ import annotations
 

@@ -30,7 +30,9 @@ from bench.compare.workload import (
 STREAM = "log"
 
 CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('INSTANCE_EXISTS ' .. ARGV[1]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.error_reply('INSTANCE_EXISTS ' .. ARGV[1])
+end
 redis.call('HSET', KEYS[1], 'state', 'created', 'ctx', ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[1], 'to', 'created', 'ctx', ARGV[2])
 return 'created'
@@ -40,7 +42,9 @@ APPLY = """
 local current = redis.call('HMGET', KEYS[1], 'state', 'ctx')
 if not current[1] then return redis.error_reply('INSTANCE_NOT_FOUND ' .. ARGV[1]) end
 local step = TRANSITIONS[current[1]] and TRANSITIONS[current[1]][ARGV[2]]
-if not step then return redis.error_reply('INVALID_TRANSITION no ' .. ARGV[2] .. ' from ' .. current[1]) end
+if not step then
+  return redis.error_reply('INVALID_TRANSITION no ' .. ARGV[2] .. ' from ' .. current[1])
+end
 local ctx = cjson.decode(current[2])
 if step[2] and not (type(ctx.amount) == 'number' and ctx.amount <= step[2]) then
   return redis.error_reply('GUARD_FAILED ctx.amount <= ' .. step[2] .. ' is false')

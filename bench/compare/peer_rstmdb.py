@@ -34,7 +34,9 @@ class RstmdbServer:
         base = root / "rstmdb"
         base.mkdir()
         script = Path(sys.executable).parent / "rstmdb"
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "pyrstmdb.server.main"]
+        command = (
+            [str(script)] if script.exists() else [sys.executable, "-m", "pyrstmdb.server.main"]
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("RSTMDB_")}
         env.update(RSTMDB_FSYNC_POLICY="every_write", RSTMDB_LOG_FORMAT="text")
         out, log = base / "stdout.txt", base / "server.log"

@@ -84,7 +84,13 @@ class _Session:
             db.execute(
                 "INSERT INTO log (instance_id, event, from_state, to_state, payload)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (instance_id, event, row[0], target, None if payload is None else orjson.dumps(payload).decode()),
+                (
+                    instance_id,
+                    event,
+                    row[0],
+                    target,
+                    None if payload is None else orjson.dumps(payload).decode(),
+                ),
             )
 
         self._in_transaction(write)

@@ -9,8 +9,9 @@ touched here.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -28,6 +29,11 @@ from bench.compare.workload import (
 
 T = TypeVar("T")
 _clock = time.perf_counter
+_stopping = threading.Event()
+
+
+class Stopped(Exception):
+    """A writer thread stopped because the run was interrupted."""
 
 
 @dataclass(slots=True)
@@ -66,9 +72,7 @@ async def create_async(
     sessions: list[AsyncSession], prefix: str, seconds: float, limit: int | None
 ) -> PhaseResult:
     started = _clock()
-    tasks = [
-        _create_async(s, prefix, n, started + seconds, limit) for n, s in enumerate(sessions)
-    ]
+    tasks = [_create_async(s, prefix, n, started + seconds, limit) for n, s in enumerate(sessions)]
     ids = await asyncio.gather(*tasks)
     return PhaseResult(_clock() - started, list(ids), [])
 
@@ -87,6 +91,8 @@ def _create_sync(
 ) -> list[str]:
     done: list[str] = []
     for instance_id in islice(instance_ids(prefix, client), limit):
+        if _stopping.is_set():
+            raise Stopped
         session.create(instance_id, initial_ctx(instance_id))
         done.append(instance_id)
         if _clock() >= deadline:
@@ -98,6 +104,8 @@ def _apply_sync(session: SyncSession, ids: list[str], deadline: float) -> list[f
     latencies: list[float] = []
     for event in EVENTS:
         for instance_id in ids:
+            if _stopping.is_set():
+                raise Stopped
             body = payload(event, instance_id)
             started = _clock()
             session.apply(instance_id, event, body)
@@ -107,10 +115,15 @@ def _apply_sync(session: SyncSession, ids: list[str], deadline: float) -> list[f
     return latencies
 
 
-def _in_threads(jobs: list[Callable[[], T]]) -> list[T]:
+def _in_threads(jobs: Sequence[Callable[[], T]]) -> list[T]:
+    _stopping.clear()
     with ThreadPoolExecutor(len(jobs), thread_name_prefix="writer") as pool:
         futures = [pool.submit(job) for job in jobs]
-        return [future.result() for future in futures]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:  # Ctrl+C or a failed writer: the others stop at their next op
+            _stopping.set()
+            raise
 
 
 def create_threads(
@@ -118,9 +131,7 @@ def create_threads(
 ) -> PhaseResult:
     started = _clock()
     deadline = started + seconds
-    jobs = [
-        partial(_create_sync, s, prefix, n, deadline, limit) for n, s in enumerate(sessions)
-    ]
+    jobs = [partial(_create_sync, s, prefix, n, deadline, limit) for n, s in enumerate(sessions)]
     ids = _in_threads(jobs)
     return PhaseResult(_clock() - started, ids, [])
 

@@ -72,7 +72,9 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
             proc.wait()
 
 
-def wait_for(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
+def wait_for(
+    ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, log: Path
+) -> None:
     """Poll ``ready`` until it holds; a process that exits or takes 60 s is an error."""
     deadline = time.monotonic() + 60
     while not ready():

@@ -39,7 +39,7 @@ class Plan:
     @property
     def cap(self) -> float:
         """Phase 2 is aborted (an error) when it runs this long."""
-        return 20 * self.seconds + 30
+        return 12 * self.seconds + 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +165,9 @@ async def verify(target: Target, prefix: str, ids: list[str], before: int) -> No
     for instance_id, event, code in checks:
         got = await _refused_code(target, instance_id, event)
         if got != code:
-            raise VerificationError(f"{event} on {instance_id}: got {got or 'accepted'}, not {code}")
-    (state, _), = (await target.final_states([over])).values()
+            outcome = got or "accepted"
+            raise VerificationError(f"{event} on {instance_id}: {outcome}, expected {code}")
+    ((state, _),) = (await target.final_states([over])).values()
     if state != "created":
         raise VerificationError(f"{over} moved to {state} although its PAY was refused")
     await _check_count(target, before, expected, "after the refused events")

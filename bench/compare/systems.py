@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from bench.compare import report, runner
 from bench.compare.runner import Plan
 from bench.compare.workload import Target
 
-SystemRun = Callable[[Path, list[Plan]], Awaitable[list[report.Row]]]
+SystemRun = Callable[[Path, list[Plan]], Coroutine[Any, Any, list[report.Row]]]
 
 
 async def measure(target: Target, plans: list[Plan], tag: str) -> list[report.Row]:

@@ -157,5 +157,6 @@ class Target(ABC):
     def open_sync(self, count: int) -> list[SyncSession]:
         raise NotImplementedError(f"{self.label} is a server")
 
+    @abstractmethod
     async def close(self) -> None:
         """Release the control connection (the server itself is stopped by its owner)."""
