@@ -42,7 +42,12 @@ async def read_reply(reader: asyncio.StreamReader) -> Reply:
         return int(rest)
     if kind == b"$":
         size = int(rest)
-        return None if size < 0 else (await reader.readexactly(size + 2))[:-2]
+        if size < 0:
+            return None
+        try:
+            return (await reader.readexactly(size + 2))[:-2]
+        except asyncio.IncompleteReadError:
+            raise ConnectionError("the connection closed in the middle of a reply") from None
     if kind == b"*":
         count = int(rest)
         return None if count < 0 else [await read_reply(reader) for _ in range(count)]

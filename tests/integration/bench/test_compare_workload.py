@@ -8,12 +8,13 @@ left to ``make bench-compare`` itself.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from bench.compare import runner
+from bench.compare import installer, peer_redis, pgserver, resp, runner
 from bench.compare.peer_sqlite import SqliteTarget
 from bench.compare.report import Row, table
 from bench.compare.runner import Plan, VerificationError
@@ -106,3 +107,37 @@ def test_ratios_compare_each_row_with_pyrstmdb_at_the_same_client_count() -> Non
     assert lines["pyrstmdb server32"].rstrip(" |").endswith("1.00")
     assert lines["SQLite *1"].rstrip(" |").endswith("–")  # no embedded row to compare with
     assert "n/a" in lines["Redis1"]
+
+
+def test_a_missing_server_without_root_names_the_packages_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(peer_redis, "find_binary", lambda: None)
+    monkeypatch.setattr(pgserver, "find_bin_dir", lambda: None)
+
+    with pytest.raises(installer.MissingPeer) as missing:
+        installer.ensure_servers({"redis", "postgres", "sqlite"})
+
+    assert "apt-get install redis-server postgresql" in str(missing.value)
+    installer.ensure_servers({"rstmdb", "embedded", "sqlite"})  # nothing to install for these
+
+
+def test_the_bench_extra_lists_the_postgresql_client() -> None:
+    assert any(r.startswith("asyncpg>=") for r in installer.bench_requirements())
+
+
+def test_resp_replies_are_read_as_redis_sends_them() -> None:
+    async def read(data: bytes) -> object:
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        return await resp.read_reply(reader)
+
+    assert resp.encode("XLEN", "log") == b"*2\r\n$4\r\nXLEN\r\n$3\r\nlog\r\n"
+    assert asyncio.run(read(b"*2\r\n$4\r\npaid\r\n$-1\r\n")) == [b"paid", None]
+    assert asyncio.run(read(b":12\r\n")) == 12
+    error = asyncio.run(read(b"-GUARD_FAILED ctx.amount <= 1000 is false\r\n"))
+    assert isinstance(error, resp.RespError) and error.code == "GUARD_FAILED"
+    with pytest.raises(ConnectionError):
+        asyncio.run(read(b"$5\r\npa"))
