@@ -21,8 +21,8 @@ from bench.compare import installer, report
 from bench.compare.runner import Plan
 from bench.compare.systems import SYSTEMS
 
-FULL_SECONDS = 3.5  # phase 1 of each run; phase 2 takes about three times as long
-QUICK_SECONDS = 0.4
+FULL_SECONDS = 3.0  # phase 1 of each run; phase 2 takes about three times as long
+QUICK_SECONDS = 0.25
 
 
 def _parser() -> argparse.ArgumentParser:
