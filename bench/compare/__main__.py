@@ -31,10 +31,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only", default=",".join(SYSTEMS), help=f"systems to run, of: {', '.join(SYSTEMS)}"
     )
-    parser.add_argument("--clients", default="1,32", help="client counts (default: 1,32)")
+    parser.add_argument(
+        "--clients", type=_counts, default="1,32", help="client counts (default: 1,32)"
+    )
     parser.add_argument("--seconds", type=float, help="phase 1 time budget per run")
     parser.add_argument("--limit", type=int, help="at most this many instances per client")
     return parser
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"not a list of client counts: {text!r}")
+    return counts
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
@@ -73,12 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown:
-        print(f"unknown system(s): {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+        known = ", ".join(SYSTEMS)
+        print(f"unknown system(s): {', '.join(unknown)}; choose from {known}", file=sys.stderr)
         return 2
     seconds = args.seconds or (QUICK_SECONDS if args.quick else FULL_SECONDS)
-    plans = [Plan(int(c), seconds, args.limit) for c in args.clients.split(",")]
+    plans = [Plan(count, seconds, args.limit) for count in args.clients]
     try:
-        installer.ensure_python_packages()
+        if "postgres" in names:  # the only peer with a client library (asyncpg)
+            installer.ensure_python_packages()
         installer.ensure_servers(set(names))
     except installer.MissingPeer as missing:
         print(f"bench-compare: {missing}", file=sys.stderr)
