@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from bench.compare import installer, peer_redis, pgserver, resp, runner
+from bench.compare import installer, peer_redis, pgserver, procstat, resp, runner
 from bench.compare.peer_sqlite import SqliteTarget
 from bench.compare.report import Row, table
 from bench.compare.runner import Plan, VerificationError
@@ -141,3 +143,18 @@ def test_resp_replies_are_read_as_redis_sends_them() -> None:
     assert isinstance(error, resp.RespError) and error.code == "GUARD_FAILED"
     with pytest.raises(ConnectionError):
         asyncio.run(read(b"$5\r\npa"))
+
+
+def test_server_cpu_counts_the_children_a_server_has_reaped() -> None:
+    # The root starts a child that burns CPU, reaps it, then waits to be stopped.
+    burner = "import time; end = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    script = f"import subprocess, sys, time; subprocess.run([sys.executable, '-c', {burner!r}]);"
+    script += " print('reaped', flush=True); time.sleep(60)"
+    root = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert root.stdout is not None and root.stdout.readline() == "reaped\n"
+        used = procstat.tree_cpu_seconds([root.pid])
+        assert used is not None and used >= 0.25
+    finally:
+        root.kill()
+        root.wait()
