@@ -10,7 +10,7 @@ RSTMDB_BIND ?= 127.0.0.1:7401
 RSTMDB_DATA ?= ./data
 export RSTMDB_BIND RSTMDB_DATA
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench bench-compare venv clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# pyrstmdb against Redis, PostgreSQL and SQLite (installs what is missing); ARGS=--quick
+bench-compare: $(STAMP)
+	$(PY) -m bench.compare $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
