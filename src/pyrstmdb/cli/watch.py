@@ -11,12 +11,20 @@ pipe sees it at once; status lines and warnings go to stderr::
 
 A server that closes the connection ends the stream with ``Connection
 closed`` (exit 0). A failed WATCH raises its ``RstmdbError`` to the caller.
+
+SIGINT stops a watch even when the process started with SIGINT ignored, as a
+command run with ``&`` from a script (no job control) or by some supervisors
+does: Python installs its ``KeyboardInterrupt`` handler only for a SIGINT that
+is not ignored at start-up, so without :func:`interruptible` such a watch
+would wait for the next event forever.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 
 from pyrstmdb.cli import render
 from pyrstmdb.cli.context import Context
@@ -24,6 +32,21 @@ from pyrstmdb.client import ClientConnectionError, Notice, Subscription
 
 #: Seconds Ctrl+C waits for the server to confirm the UNWATCH before exiting anyway.
 UNWATCH_TIMEOUT = 2.0
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGINT raises ``KeyboardInterrupt`` inside the block, whatever the inherited
+    disposition; the previous one is restored after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives Python's signal handlers
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _status(ctx: Context, text: str) -> None:
@@ -38,15 +61,15 @@ def _on_notice(ctx: Context) -> Callable[[Notice], None]:
 
 
 def _stream(ctx: Context, sub: Subscription) -> None:
-    _status(ctx, ctx.style.dim("Press Ctrl+C to stop..."))
     try:
+        _status(ctx, ctx.style.dim("Press Ctrl+C to stop..."))
         for event in sub:
             print(render.event_line(event), file=ctx.out, flush=True)
     except KeyboardInterrupt:
         _status(ctx, ctx.style.dim("Stopping watch..."))
         with contextlib.suppress(ClientConnectionError, OSError):
-            # Ctrl+C must not hang on a slow server: closing the connection drops the
-            # subscription anyway.
+            # A safety net: Ctrl+C must not hang on a slow or stuck server, and closing
+            # the connection (next) drops the subscription anyway.
             sub.unwatch(timeout=UNWATCH_TIMEOUT)
         return
     except ClientConnectionError:
@@ -55,6 +78,16 @@ def _stream(ctx: Context, sub: Subscription) -> None:
 
 
 def watch_instance(ctx: Context) -> None:
+    with interruptible():
+        _watch_instance(ctx)
+
+
+def watch_all(ctx: Context) -> None:
+    with interruptible():
+        _watch_all(ctx)
+
+
+def _watch_instance(ctx: Context) -> None:
     ns = ctx.ns
     sub = ctx.client.watch_instance(
         ns.id, include_ctx=not ns.no_ctx, from_offset=ns.from_offset, on_notice=_on_notice(ctx)
@@ -70,7 +103,7 @@ def watch_instance(ctx: Context) -> None:
     _stream(ctx, sub)
 
 
-def watch_all(ctx: Context) -> None:
+def _watch_all(ctx: Context) -> None:
     ns = ctx.ns
     sub = ctx.client.watch_all(
         machines=ns.machines,

@@ -58,7 +58,14 @@ class LoopThread:
         if self.loop.is_closed():
             coro.close()
             raise RuntimeError("the client is closed")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            # An interrupted wait (Ctrl+C) must not leave the call running on the loop, where
+            # a pending ``next(sub)`` would take the following event for nobody.
+            future.cancel()
+            raise
 
     def stop(self) -> None:
         if self.loop.is_closed():

@@ -25,12 +25,31 @@ FLOW = {
 }
 
 
+#: Starts a command with SIGINT ignored, as a shell without job control starts ``cmd &``.
+SIGINT_IGNORED = ("/bin/sh", "-c", 'trap "" INT; exec "$0" "$@"')
+
+
+def launcher_ignores_sigint() -> bool:
+    """What a command started through ``SIGINT_IGNORED`` inherits (read by ``grep``)."""
+    seen = subprocess.run(
+        [*SIGINT_IGNORED, "grep", "^SigIgn:", "/proc/self/status"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    mask = int(seen.stdout.split()[1], 16)
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
 class Watcher:
     """A ``rstmdb-cli watch-*`` process with its pipes."""
 
-    def __init__(self, server: ServerProcess, home: Path, *args: str) -> None:
+    def __init__(
+        self, server: ServerProcess, home: Path, *args: str, ignoring_sigint: bool = False
+    ) -> None:
+        launcher = SIGINT_IGNORED if ignoring_sigint else ()
         self.proc = subprocess.Popen(
-            [str(CLI), *args],
+            [*launcher, str(CLI), *args],
             env=cli_env(home, {"RSTMDB_SERVER": server.address}),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -116,6 +135,24 @@ def test_watch_instance_replays_history_without_ctx(
     assert (replayed["to_state"], live["to_state"]) == ("b", "c")
     assert "ctx" not in replayed and "ctx" not in live
     assert watcher.stop()[0] == 0
+
+
+def test_sigint_stops_a_watch_started_with_sigint_ignored(
+    rstmdb_server: Any, cli_home: Path, watchers: list[Watcher]
+) -> None:
+    """A watch run in the background of a script inherits an ignored SIGINT; Ctrl+C
+    (``kill -INT``) still stops it cleanly."""
+    assert launcher_ignores_sigint()
+    server = rstmdb_server()
+    with Client(server.address) as client:
+        client.put_machine("flow", 1, FLOW)
+        client.create_instance("flow", 1, "f-1")
+        watcher = Watcher(server, cli_home, "watch-instance", "f-1", ignoring_sigint=True)
+        watchers.append(watcher)
+        client.apply_event("f-1", "GO")
+        assert watcher.event()["to_state"] == "b"
+    status, out, err = watcher.stop()
+    assert (status, out, err.strip()) == (0, "", "Stopping watch...")
 
 
 def test_server_going_away_ends_the_watch(

@@ -3,6 +3,7 @@ notices, timeouts, resume parameters."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -315,6 +316,28 @@ def test_unwatch_waits_at_most_its_timeout_and_still_ends_the_stream(
         assert list(sub) == []
         assert "UNWATCH" in stub.ops()
     finally:
+        client.close()
+
+
+def test_an_interrupted_blocking_wait_loses_no_event(stub: StubServer) -> None:
+    """Ctrl+C during ``next(sub)`` cancels that wait: the next event goes to the next call."""
+    stub.handler = WatchScript()
+    client = open_client("sync", stub.address)
+    main = threading.main_thread().ident
+    assert main is not None
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        sub = client.watch_all(machines=["m"])
+        timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            next(sub)
+        timer.join()
+        (conn,) = stub.connections
+        stub.call(lambda: conn.push(_event("sub-1", 140)))
+        assert sub.get(5).wal_offset == 140
+    finally:
+        signal.signal(signal.SIGINT, previous)
         client.close()
 
 
