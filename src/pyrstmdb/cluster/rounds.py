@@ -73,15 +73,21 @@ async def _round(
     try:
         await asyncio.wait_for(tx.commit(), timeout)
     except Exception as exc:
-        if _refused(exc, conn):
+        if _refused(exc):
             raise
-        conn.terminate()  # its state is unknown: the pool replaces it
+        with contextlib.suppress(Exception):
+            conn.terminate()  # its state is unknown: the pool replaces it
         raise OutcomeUnknown(partition, exc) from exc
 
 
-def _refused(exc: Exception, conn: Any) -> bool:
-    """Did the server answer COMMIT with an error on a live connection (nothing committed)?"""
-    if not isinstance(exc, asyncpg.PostgresError) or conn.is_closed():
+def _refused(exc: Exception) -> bool:
+    """Did the server answer COMMIT with an error of its own (so nothing committed)?
+
+    A lost connection (asyncpg's ``InterfaceError``s, OS errors), a timeout, or an
+    error of the connection or shutdown classes (the server going away, a backend
+    terminated while waiting for a synchronous standby) leaves the outcome unknown.
+    """
+    if not isinstance(exc, asyncpg.PostgresError):
         return False
     sqlstate = str(getattr(exc, "sqlstate", "") or "")
     return sqlstate[:2] not in _CONNECTION_CLASSES
