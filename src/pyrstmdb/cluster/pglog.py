@@ -158,9 +158,7 @@ class PartitionLog:
 
     async def load_checkpoint(self) -> Checkpoint | None:
         try:
-            row = await self._pool.fetchrow(
-                _LOAD_CHECKPOINT, self.partition, timeout=self._timeout
-            )
+            row = await self._pool.fetchrow(_LOAD_CHECKPOINT, self.partition, timeout=self._timeout)
         except _DB_ERRORS as exc:
             raise self._io_error("cannot read the checkpoint", exc) from exc
         return None if row is None else Checkpoint(row["end_offset"], bytes(row["data"]))
@@ -178,9 +176,7 @@ class PartitionLog:
         )
         if keep_from <= 1:
             return 0
-        status: str = await self._owned(
-            lambda conn: conn.execute(_DROP, self.partition, keep_from)
-        )
+        status: str = await self._owned(lambda conn: conn.execute(_DROP, self.partition, keep_from))
         return int(status.rsplit(" ", 1)[-1])
 
     async def close(self) -> None:
@@ -201,8 +197,9 @@ class PartitionLog:
             if self._stale:
                 await self.reload_head()
             first = self._last + 1
-            await commit_round(self._pool, self.partition, self.epoch, self._last, rows,
-                               self._timeout)
+            await commit_round(
+                self._pool, self.partition, self.epoch, self._last, rows, self._timeout
+            )
         except WalIoError as exc:
             await self._failed(batch, exc)
             return

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 
 import asyncpg
 import pytest
-
 from bench.compare import pgserver
 
 _names = itertools.count(1)
