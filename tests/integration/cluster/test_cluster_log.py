@@ -140,9 +140,10 @@ def test_fenced_append_writes_nothing_and_the_log_stays_fenced(dsn: str) -> None
         lease = await n2.acquire(0)
         assert lease is not None and lease.epoch == 2
         new = await PartitionLog.open(pool, 0, 1, lease.epoch)
-        assert await new.append([created(2)]) == [FIRST_OFFSET + 1]
+        # The head has not moved: only the epoch tells the old owner it lost the partition.
         with pytest.raises(Fenced) as caught:
             await old.append([created(99), created(100)])
+        assert await new.append([created(2)]) == [FIRST_OFFSET + 1]
         assert caught.value.details == {"reason": "fenced", "partition": 0}
         assert caught.value.retryable
         assert old.fenced
