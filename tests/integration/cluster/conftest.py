@@ -1,4 +1,5 @@
-"""A real PostgreSQL for the cluster tests: one server per test process, one database per test.
+"""A real PostgreSQL for the cluster tests: one server per test process, an empty
+database for each test.
 
 The server is Debian's PostgreSQL, initialised in a temporary directory and
 started on a free loopback port by :mod:`bench.compare.pgserver` (``fsync=on``;
@@ -10,7 +11,6 @@ end. Without PostgreSQL installed the tests fail, naming the package;
 from __future__ import annotations
 
 import asyncio
-import itertools
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,8 +18,6 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 from bench.compare import pgserver
-
-_names = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +43,30 @@ async def _admin(pg: pgserver.PostgresServer, statement: str) -> None:
         await conn.close()
 
 
+@pytest.fixture(scope="session")
+def _database(pg: pgserver.PostgresServer) -> str:
+    asyncio.run(_admin(pg, "CREATE DATABASE rstmdb_test"))
+    return pg.dsn("rstmdb_test")
+
+
+_RESET = """
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid();
+DROP SCHEMA IF EXISTS rstmdb CASCADE;
+"""
+
+
 @pytest.fixture
-def dsn(pg: pgserver.PostgresServer) -> Iterator[str]:
-    """A fresh, empty database for this test."""
-    name = f"rstmdb_test_{next(_names)}"
-    asyncio.run(_admin(pg, f"CREATE DATABASE {name}"))
-    yield pg.dsn(name)
-    asyncio.run(_admin(pg, f"DROP DATABASE {name} WITH (FORCE)"))
+def dsn(_database: str) -> Iterator[str]:
+    """A database without any cluster in it; emptied again after the test."""
+    asyncio.run(_reset(_database))
+    yield _database
+    asyncio.run(_reset(_database))
+
+
+async def _reset(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(_RESET)
+    finally:
+        await conn.close()

@@ -15,7 +15,8 @@ from cluster_helpers import execute, fetch
 from pyrstmdb.cluster.errors import PartitionCountMismatch, SchemaTooNew
 from pyrstmdb.cluster.schema import SCHEMA_VERSION, ensure_schema
 
-# Each racer waits for the start file, then creates or checks the schema.
+# Each racer connects, says it is ready, waits for the start file, then creates or
+# checks the schema.
 _RACER = """
 import asyncio, os, sys, time
 import asyncpg
@@ -23,6 +24,7 @@ from pyrstmdb.cluster.schema import ensure_schema
 
 async def main(dsn, partitions):
     conn = await asyncpg.connect(dsn)
+    open(sys.argv[3] + "." + sys.argv[4], "w").close()
     while not os.path.exists(sys.argv[3]):
         time.sleep(0.001)
     await ensure_schema(conn, partitions)
@@ -44,13 +46,16 @@ def test_schema_created_by_racing_nodes_exactly_once(dsn: str, tmp_path: Path) -
     go = tmp_path / "go"
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", _RACER, dsn, "3", str(go)],
+            [sys.executable, "-c", _RACER, dsn, "3", str(go), str(n)],
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(4)
+        for n in range(4)
     ]
-    time.sleep(1.0)  # every racer connected and polling
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("go.*"))) < 4:
+        assert time.monotonic() < deadline and all(p.poll() is None for p in racers)
+        time.sleep(0.01)
     go.touch()
     errors = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in racers]
     assert errors == [(0, "")] * 4
