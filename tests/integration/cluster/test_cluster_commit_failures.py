@@ -26,13 +26,13 @@ SELECT pid FROM pg_stat_activity
 """
 
 
-async def _owner(dsn: str) -> tuple[Any, PartitionLog]:
+async def _owner(dsn: str, timeout: float = 5.0) -> tuple[Any, PartitionLog]:
     pool = await create_pool(dsn, SessionSettings(lease_ms=LEASE_MS))
     async with pool.acquire() as conn:
         await ensure_schema(conn, 1)
     lease = await Ownership(pool, "n1", "a:1", LEASE_MS).acquire(0)
     assert lease is not None
-    return pool, await PartitionLog.open(pool, 0, 1, lease.epoch)
+    return pool, await PartitionLog.open(pool, 0, 1, lease.epoch, timeout=timeout)
 
 
 async def _terminate_backend_waiting_on(observer: Any, wait_event: str) -> None:
@@ -100,3 +100,31 @@ def test_connection_killed_before_commit_writes_nothing(dsn: str) -> None:
     rows = asyncio.run(fetch(dsn, "SELECT sequence, entry::text FROM rstmdb.log ORDER BY 1"))
     assert [r["sequence"] for r in rows] == [1, 2]
     assert '"i-4"' in rows[1]["entry"]
+
+
+def test_commit_that_does_not_answer_in_time_is_outcome_unknown(dsn: str) -> None:
+    async def scenario() -> float:
+        pool, log = await _owner(dsn, timeout=0.5)
+        assert await log.append([created(1)]) == [FIRST_OFFSET]
+        observer = await asyncpg.connect(dsn)
+        await observer.execute("ALTER SYSTEM SET synchronous_standby_names = 'absent'")
+        await observer.execute("SELECT pg_reload_conf()")
+        await asyncio.sleep(0.5)
+        try:
+            started = time.monotonic()
+            with pytest.raises(OutcomeUnknown):
+                await log.append([created(2)])
+            waited = time.monotonic() - started
+        finally:
+            await observer.execute("ALTER SYSTEM RESET synchronous_standby_names")
+            await observer.execute("SELECT pg_reload_conf()")
+            await observer.close()
+        await asyncio.sleep(0.5)
+        offsets = await log.append([created(3)])
+        entries = await log.read_from(0, 10)
+        assert [e.offset for e in entries] == [FIRST_OFFSET, FIRST_OFFSET + 1, offsets[0]]
+        assert offsets == [FIRST_OFFSET + 2]
+        await pool.close()
+        return waited
+
+    assert asyncio.run(scenario()) < 3.0
