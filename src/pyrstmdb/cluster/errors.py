@@ -33,6 +33,19 @@ class OutcomeUnknown(WalIoError):
         self.partition = partition
 
 
+class HeadMoved(WalIoError):
+    """The head is not where this node thought, under its own epoch: a round whose outcome
+    was unknown committed after all. Nothing was written; the head must be re-read."""
+
+    def __init__(self, partition: int, expected: int) -> None:
+        super().__init__(
+            f"partition {partition}: the log head moved past sequence {expected} "
+            "(an earlier round with an unknown outcome committed); nothing written",
+            {"reason": "postgres", "partition": partition},
+        )
+        self.partition = partition
+
+
 class ClusterStartupError(Exception):
     """A node cannot join the cluster; the message is one line for the operator."""
 

@@ -6,15 +6,16 @@ meanwhile waits, and the next round takes them all (:mod:`.rounds`). Offsets
 come from the partition's sequence numbers (:mod:`.offsets`).
 
 After a fence the log refuses every write. After any other failed round it
-re-reads its head from PostgreSQL before the next one, so after an unknown
-commit outcome its head is whatever PostgreSQL actually holds.
+re-reads its head from PostgreSQL before the next one (waiting for a round
+still in doubt to end, within ``lock_timeout``), so after an unknown commit
+outcome its head is whatever PostgreSQL actually holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -29,7 +30,9 @@ from pyrstmdb.storage.store import Logged
 
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
-_HEAD = "SELECT epoch, head FROM rstmdb.partitions WHERE partition = $1"
+# FOR SHARE waits for a transaction still holding the row (a round whose outcome is
+# unknown, on a connection the server has not closed yet), so the head read is final.
+_HEAD = "SELECT epoch, head FROM rstmdb.partitions WHERE partition = $1 FOR SHARE"
 _READ = """
 SELECT sequence, type, entry FROM rstmdb.log
  WHERE partition = $1 AND sequence >= $2 AND sequence <= $3
@@ -154,7 +157,8 @@ class PartitionLog:
         """Store the state as of ``offset`` (exclusive), replacing the previous checkpoint."""
         if offset > self.head:
             raise ValueError(f"checkpoint offset {offset} is past the head {self.head}")
-        await self._owned(lambda conn: conn.execute(_SAVE_CHECKPOINT, *self._ckpt(offset, data)))
+        key = (self.partition, offset, data, self.epoch)
+        await self._owned(lambda conn: conn.execute(_SAVE_CHECKPOINT, *key))
 
     async def load_checkpoint(self) -> Checkpoint | None:
         try:
@@ -203,6 +207,9 @@ class PartitionLog:
         except WalIoError as exc:
             await self._failed(batch, exc)
             return
+        except Exception as exc:  # never leave an appender waiting
+            await self._failed(batch, self._io_error("round failed", exc))
+            return
         self._last = first + len(rows) - 1
         self.rounds += 1
         sequence = first
@@ -225,7 +232,7 @@ class PartitionLog:
             with contextlib.suppress(WalIoError):
                 await self.reload_head()  # else again before the next round
 
-    async def _owned(self, action: Any) -> Any:
+    async def _owned(self, action: Callable[[Any], Awaitable[Any]]) -> Any:
         """Run ``action(conn)`` in a transaction that holds our epoch (Fenced otherwise)."""
         self._check_writable()
         try:
@@ -235,9 +242,6 @@ class PartitionLog:
                 return await action(conn)
         except _DB_ERRORS as exc:
             raise self._io_error("PostgreSQL write failed", exc) from exc
-
-    def _ckpt(self, offset: int, data: bytes) -> tuple[int, int, bytes, int]:
-        return (self.partition, offset, data, self.epoch)
 
     def _check_writable(self) -> None:
         if self._fenced is not None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from pyrstmdb.cluster.errors import Fenced, OutcomeUnknown
+from pyrstmdb.cluster.errors import Fenced, HeadMoved, OutcomeUnknown
 from pyrstmdb.errors import WalIoError
 
 #: (type code, entry as compact JSON text)
@@ -33,6 +33,7 @@ INSERT INTO rstmdb.log (partition, sequence, epoch, type, entry)
 SELECT $1, $3 + u.n - 1, $2, u.t, u.e::json
   FROM unnest($4::smallint[], $5::text[]) WITH ORDINALITY AS u(t, e, n)
 """
+_EPOCH = "SELECT epoch FROM rstmdb.partitions WHERE partition = $1"
 #: SQLSTATE classes after which the server may have gone on without us.
 _CONNECTION_CLASSES = ("08", "57")
 
@@ -44,7 +45,7 @@ async def commit_round(
     try:
         async with pool.acquire(timeout=timeout) as conn:
             await _round(conn, partition, epoch, last, rows, timeout)
-    except (Fenced, OutcomeUnknown):
+    except WalIoError:
         raise
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
         raise WalIoError(
@@ -62,6 +63,8 @@ async def _round(
     try:
         new_head = last + len(rows)
         if await conn.fetchval(_ADVANCE, partition, epoch, last, new_head) is None:
+            if await conn.fetchval(_EPOCH, partition) == epoch:
+                raise HeadMoved(partition, last)
             raise Fenced(partition, epoch)
         types = [row[0] for row in rows]
         entries = [row[1] for row in rows]

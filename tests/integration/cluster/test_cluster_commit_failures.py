@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 from cluster_helpers import created, fetch
 
-from pyrstmdb.cluster.errors import OutcomeUnknown
+from pyrstmdb.cluster.errors import HeadMoved, OutcomeUnknown
 from pyrstmdb.cluster.ownership import Ownership
 from pyrstmdb.cluster.pglog import PartitionLog
 from pyrstmdb.cluster.schema import ensure_schema
@@ -128,3 +129,60 @@ def test_commit_that_does_not_answer_in_time_is_outcome_unknown(dsn: str) -> Non
         return waited
 
     assert asyncio.run(scenario()) < 3.0
+
+
+def test_a_round_in_doubt_that_commits_late_is_not_a_fence(dsn: str) -> None:
+    async def scenario() -> None:
+        pool, log = await _owner(dsn)
+        assert await log.append([created(1)]) == [FIRST_OFFSET]
+        # What a round in doubt leaves when it commits after the log re-read its head:
+        # the head moved under the log's own epoch.
+        late = created(2).to_entry()
+        await execute_late_round(dsn, orjson.dumps(late).decode())
+        with pytest.raises(HeadMoved) as caught:
+            await log.append([created(3)])
+        assert caught.value.retryable and not log.fenced
+        assert await log.append([created(3)]) == [FIRST_OFFSET + 2]
+        entries = await log.read_from(0, 10)
+        assert [e.record for e in entries] == [created(1), created(2), created(3)]
+        await pool.close()
+
+    asyncio.run(scenario())
+
+
+async def execute_late_round(dsn: str, entry: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute("UPDATE rstmdb.partitions SET head = 2")
+            await conn.execute(
+                "INSERT INTO rstmdb.log VALUES (0, 2, 1, 2, $1::json)",
+                entry,
+            )
+    finally:
+        await conn.close()
+
+
+def test_rereading_the_head_waits_for_a_round_still_in_doubt(dsn: str) -> None:
+    async def scenario() -> None:
+        pool, log = await _owner(dsn)
+        assert await log.append([created(1)]) == [FIRST_OFFSET]
+        doubt = await asyncpg.connect(dsn)  # a round whose COMMIT has not ended yet
+        tx = doubt.transaction()
+        await tx.start()
+        await doubt.execute("UPDATE rstmdb.partitions SET head = 2")
+        await doubt.execute(
+            "INSERT INTO rstmdb.log VALUES (0, 2, 1, 2, $1::json)",
+            orjson.dumps(created(2).to_entry()).decode(),
+        )
+        reread = asyncio.create_task(log.reload_head())
+        await asyncio.sleep(0.3)
+        assert not reread.done()
+        await tx.commit()
+        await doubt.close()
+        await reread
+        assert log.last_sequence == 2
+        assert await log.append([created(3)]) == [FIRST_OFFSET + 2]
+        await pool.close()
+
+    asyncio.run(scenario())
