@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
+import asyncpg
 from cluster_helpers import fetch
 
 from pyrstmdb.cluster.lease import safety_margin_ms
 from pyrstmdb.cluster.ownership import Ownership
 from pyrstmdb.cluster.schema import ensure_schema
-from pyrstmdb.cluster.session import SessionSettings, create_pool
+from pyrstmdb.cluster.session import SessionSettings, connect, create_pool
 
 LEASE_MS = 400
 
@@ -129,3 +131,37 @@ def test_heartbeat_records_the_node_by_postgres_clock(dsn: str) -> None:
     ]
     assert rows[0]["age"] < rows[1]["age"]
     assert rows[1]["age"] >= 0.3
+
+
+def test_a_frozen_transaction_does_not_hold_up_a_takeover(dsn: str) -> None:
+    async def scenario() -> float:
+        pool, n1, n2 = await _nodes(dsn)
+        assert await n1.acquire(0) is not None
+        # n1 freezes in the middle of a round, holding the partition's row lock.
+        frozen = await connect(dsn, SessionSettings(lease_ms=LEASE_MS))
+        await frozen.execute("BEGIN")
+        await frozen.execute("UPDATE rstmdb.partitions SET head = head WHERE partition = 0")
+        started = time.monotonic()
+        while True:
+            try:
+                if await n2.acquire(0) is not None:
+                    break
+            except asyncpg.LockNotAvailableError:
+                pass  # lock_timeout: n2's own statement gives up and tries again
+            assert time.monotonic() - started < 10, "the takeover never happened"
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - started
+        assert frozen.is_closed() or await _closed_by_server(frozen)
+        await pool.close()
+        return took
+
+    assert asyncio.run(scenario()) < LEASE_MS / 1000 + 2.0
+
+
+async def _closed_by_server(conn: Any) -> bool:
+    """PostgreSQL ended the idle transaction's session (idle_in_transaction_session_timeout)."""
+    try:
+        await conn.execute("SELECT 1")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError):
+        return True
+    return False
