@@ -10,7 +10,11 @@ RSTMDB_BIND ?= 127.0.0.1:7401
 RSTMDB_DATA ?= ./data
 export RSTMDB_BIND RSTMDB_DATA
 
-.PHONY: run test lint bench bench-compare venv clean
+# The cluster tests start a real PostgreSQL from Debian's package.
+PG_PACKAGE ?= postgresql
+PG_SERVER_GLOB ?= /usr/lib/postgresql/*/bin/postgres
+
+.PHONY: run test lint bench bench-compare venv clean postgres
 
 venv: $(STAMP)
 
@@ -35,8 +39,22 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	exec $(VENV)/bin/rstmdb --bind "$(RSTMDB_BIND)" --data-dir "$(RSTMDB_DATA)"
 
-test: $(STAMP)
+test: $(STAMP) postgres
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# Install PostgreSQL when it is missing and we can (root and apt-get); otherwise say what to install.
+postgres:
+	@if ls $(PG_SERVER_GLOB) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing the Debian package $(PG_PACKAGE) (the cluster tests start PostgreSQL)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PG_PACKAGE) \
+	  && ls $(PG_SERVER_GLOB) >/dev/null; \
+	else \
+	  echo "make test: PostgreSQL is not installed; install the Debian package '$(PG_PACKAGE)'" \
+	    "(sudo apt-get install $(PG_PACKAGE)) and run it again" >&2; \
+	  exit 1; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench setup.py

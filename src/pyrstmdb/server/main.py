@@ -5,6 +5,7 @@
     rstmdb [--config PATH] [--bind HOST:PORT] [--data-dir DIR]
     rstmdb check [--data-dir DIR] [--repair | --salvage]
     rstmdb restore FILE [--data-dir DIR]
+    rstmdb cluster status --dsn DSN [--json]
     rstmdb --version
 
 Start-up binds the address first, then loads the data directory in a worker
@@ -37,6 +38,7 @@ import sys
 from collections.abc import Sequence
 
 from pyrstmdb import __version__, aio
+from pyrstmdb.cluster import status as cluster_status
 from pyrstmdb.config import Config, ConfigError, load_from_environment
 from pyrstmdb.database import Database
 from pyrstmdb.errors import CorruptionError, DataDirectoryLocked, RstmdbError
@@ -75,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--bind", metavar="HOST:PORT", help="address to listen on")
     parser.add_argument("--data-dir", metavar="DIR", help="data directory")
-    commands = parser.add_subparsers(dest="command", metavar="{check,restore}")
+    commands = parser.add_subparsers(dest="command", metavar="{check,restore,cluster}")
     check = commands.add_parser("check", help="check the data directory offline")
     check.add_argument("--data-dir", dest="check_data_dir", metavar="DIR")
     check.add_argument(
@@ -89,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     restore = commands.add_parser("restore", help="restore a backup into an empty data directory")
     restore.add_argument("archive", metavar="FILE", help="archive written by rstmdb-cli backup")
     restore.add_argument("--data-dir", dest="restore_data_dir", metavar="DIR")
+    cluster_status.add_parser(commands)
     return parser
 
 
@@ -215,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "restore":
             return _restore(args)
+        if args.command == "cluster":
+            return cluster_status.run(args)
         return _serve(args)
     except KeyboardInterrupt:
         return 130
