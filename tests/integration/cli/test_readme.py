@@ -41,7 +41,7 @@ LAUNCHER = README.parent / "rstmdb"  # ./rstmdb, as the rstmdb introduction star
 RUNNABLE = ("python", "sh", "bash")
 MARKER = re.compile(r"^<!-- readme-test: (.+) -->$")
 MARKERS = ("server stopped", "tls auth")
-MAX_SKIPPED = 2
+MAX_SKIPPED = 3
 TOKEN = "my-secret-token"
 VENV_BIN = Path(sys.executable).parent
 
