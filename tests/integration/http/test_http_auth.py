@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import trustme
-from conftest import ORDER, http_client
 from server_harness import ServerProcess
+
+from conftest import ORDER, http_client
 
 TOKEN = "s3cret-token"
 

@@ -32,9 +32,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     ],
 )
 def test_malformed_json_is_400(api: httpx.Client, body: bytes) -> None:
-    response = api.post(
-        "/v1/instances", content=body, headers={"content-type": "application/json"}
-    )
+    response = api.post("/v1/instances", content=body, headers={"content-type": "application/json"})
     assert_error(response, 400, "BAD_REQUEST")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from conftest import ORDER
 
 
@@ -98,9 +99,7 @@ def test_semantic_errors_map_to_statuses(api: httpx.Client) -> None:
 def test_if_match_is_expected_wal_offset(api: httpx.Client) -> None:
     create(api, "o-3")
     etag = api.get("/v1/instances/o-3").headers["etag"]
-    stale = api.post(
-        "/v1/instances/o-3/events", json={"event": "PAY"}, headers={"If-Match": '"1"'}
-    )
+    stale = api.post("/v1/instances/o-3/events", json={"event": "PAY"}, headers={"If-Match": '"1"'})
     assert stale.status_code == 409 and stale.json()["error"]["code"] == "CONFLICT"
     fresh = api.post("/v1/instances/o-3/events", json={"event": "PAY"}, headers={"If-Match": etag})
     assert fresh.status_code == 200, fresh.text
@@ -132,13 +131,19 @@ def test_idempotency_key_header(api: httpx.Client) -> None:
 
 def test_batch_wal_stats_and_compact(api: httpx.Client) -> None:
     ops = [
-        {"op": "CREATE_INSTANCE", "params": {"machine": "order", "version": 1, "instance_id": "b1"}},
+        {
+            "op": "CREATE_INSTANCE",
+            "params": {"machine": "order", "version": 1, "instance_id": "b1"},
+        },
         {"op": "APPLY_EVENT", "params": {"instance_id": "b1", "event": "CANCEL"}},
     ]
     batch = api.post("/v1/batch", json={"mode": "atomic", "ops": ops})
     assert batch.status_code == 200, batch.text
     assert [item["status"] for item in batch.json()["results"]] == ["ok", "ok"]
-    b2 = {"op": "CREATE_INSTANCE", "params": {"machine": "order", "version": 1, "instance_id": "b2"}}
+    b2 = {
+        "op": "CREATE_INSTANCE",
+        "params": {"machine": "order", "version": 1, "instance_id": "b2"},
+    }
     failing = api.post("/v1/batch", json={"mode": "atomic", "ops": [b2, ops[1]]})
     assert failing.status_code == 400
     assert failing.json()["error"]["details"]["index"] == 1
