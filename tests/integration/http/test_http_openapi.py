@@ -81,6 +81,11 @@ def test_documented_errors_and_stream_types(document: dict[str, Any]) -> None:
     assert {"200", "400", "404", "409", "422"} <= set(apply["responses"])
     error = apply["responses"]["409"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorBody"}
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+    }
+    assert document["security"] == [{}, {"bearer": []}]
     stream = document["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]
     assert list(stream) == ["text/event-stream"]
     body = document["components"]["schemas"]["CreateInstanceBody"]

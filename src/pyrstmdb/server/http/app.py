@@ -93,11 +93,29 @@ def build_app(
         for route in router.routes
         if isinstance(route, APIRoute)
     ]
+    _document_bearer_auth(app)
     app.mount(DOCS_ASSETS, StaticFiles(directory=_docs_assets()), name="docs-assets")
     app.router.default = _Console(static_dir)
     app.add_middleware(BearerAuth, required=auth_required, token_hashes=token_hashes)
     app.add_middleware(BodyLimit, limit=MAX_PAYLOAD)
     return app
+
+
+def _document_bearer_auth(app: FastAPI) -> None:
+    """Describe the bearer token in the OpenAPI document (optional: servers may not require
+    it), so the reference's "Authorize" button works when ``auth.required`` is set."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["bearer"] = {"type": "http", "scheme": "bearer"}
+            document["security"] = [{}, {"bearer": []}]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _system_router() -> APIRouter:
