@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
 from cli_support import RunCli, no_traceback
 from server_harness import ServerProcess
 
-from pyrstmdb.client import Client
+from pyrstmdb.client import AsyncClient, Client
 
 TOGGLE = {
     "states": ["off", "on"],
@@ -52,6 +53,12 @@ def test_history_through_client_and_cli_across_restart_and_compaction(
     with Client((server.host, server.port)) as client:
         assert client.get_history("a", limit=1000) == before
         assert client.get_history("gone") == gone
+
+    async def read_async() -> object:
+        async with AsyncClient(f"{server.host}:{server.port}") as client:
+            return await client.get_history("a", limit=5, before_offset=None)
+
+    assert asyncio.run(read_async()) == type(before)("a", before.entries[-5:], True)
 
     as_json = run_cli("--json", "history", "-i", "a", "--limit", "3", server=server)
     assert as_json.returncode == 0, as_json.stderr
