@@ -1,30 +1,16 @@
-"""HTTP API fixtures: a real ``rstmdb`` process and an ``httpx`` client on its HTTP port."""
+"""HTTP API fixtures: a real ``rstmdb`` process and an ``httpx`` client on its HTTP port
+(helpers in ``http_support``: test modules import from there, never from a conftest)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
 
 import httpx
 import pytest
+from http_support import ORDER, http_client
 from server_harness import ServerProcess
 
-ORDER = {
-    "states": ["created", "paid", "shipped", "cancelled"],
-    "initial": "created",
-    "transitions": [
-        {"from": "created", "event": "PAY", "to": "paid", "guard": "ctx.amount > 0"},
-        {"from": "paid", "event": "SHIP", "to": "shipped"},
-        {"from": ["created", "paid"], "event": "CANCEL", "to": "cancelled"},
-    ],
-}
-
 StartServer = Callable[..., ServerProcess]
-
-
-def http_client(server: ServerProcess, **options: Any) -> httpx.Client:
-    assert server.http_url is not None, server.stdout_lines
-    return httpx.Client(base_url=server.http_url, timeout=30.0, **options)
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import httpx
 import trustme
+from http_support import ORDER, http_client
 from server_harness import ServerProcess
-
-from conftest import ORDER, http_client
 
 TOKEN = "s3cret-token"
 

@@ -9,10 +9,9 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from http_support import http_client
 from server_harness import ServerProcess, run_rstmdb
 from sse_support import frames
-
-from conftest import http_client
 
 
 def test_http_line_follows_the_listening_line(http_server: Callable[..., ServerProcess]) -> None:

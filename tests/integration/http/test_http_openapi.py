@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from http_support import ORDER, http_client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from openapi_spec_validator import validate
@@ -25,8 +26,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from server_harness import ServerProcess
-
-from conftest import ORDER, http_client
 
 EXAMPLES = 10  # per operation and mode: the whole run stays well under a minute
 STREAMS = r"^/v1/(events|instances/\{instance_id\}/events/stream)$"

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import httpx
-
-from conftest import ORDER
+from http_support import ORDER
 
 
 def create(api: httpx.Client, instance_id: str, amount: int = 10) -> httpx.Response:

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 from http_database import HttpDatabase
+from http_support import http_client
 from server_harness import ServerProcess
-
-from conftest import http_client
 
 CORE_TESTS = Path(__file__).resolve().parents[2] / "unit" / "core"
 FIXTURES = {"db", "order_machine", "approval_machine"}

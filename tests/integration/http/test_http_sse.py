@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+from http_support import http_client
 from server_harness import ServerProcess
 from sse_support import Frame, frames, transitions
 
-from conftest import http_client
 from pyrstmdb.client import Client
 
 TOGGLE = {
