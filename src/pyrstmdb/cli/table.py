@@ -149,9 +149,15 @@ COMMANDS: tuple[Command, ...] = (
             arg("-v", "--version", type=uint, metavar="VERSION", help="version (default: latest)"),
             arg("name_pos", nargs="?", metavar="NAME", help="machine name"),
             arg("version_pos", nargs="?", metavar="VERSION", help="version"),
+            arg(
+                "--format",
+                choices=("text", "mermaid", "dot"),
+                default="text",
+                help="text (default), or the state diagram as Mermaid or Graphviz DOT",
+            ),
         ),
         ("gm",),
-        "get-machine NAME [VERSION]",
+        "get-machine NAME [VERSION] [--format mermaid|dot]",
     ),
     Command("list-machines", "List machines", handlers.list_machines, (), ("lm",), "list-machines"),
     Command(
@@ -185,6 +191,19 @@ COMMANDS: tuple[Command, ...] = (
         (INSTANCE_ID,),
         ("get", "g"),
         "get ID",
+    ),
+    Command(
+        "history",
+        "Show an instance's history (newest entries, oldest first)",
+        handlers.history,
+        (
+            arg("-i", "--instance", metavar="ID"),
+            arg("-l", "--limit", type=uint, help="at most this many entries (default 100)"),
+            arg("--before-offset", type=uint, metavar="OFFSET", help="entries older than this"),
+            WORDS,
+        ),
+        ("h",),
+        "history ID",
     ),
     Command(
         "list-instances",

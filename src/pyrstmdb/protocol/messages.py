@@ -54,7 +54,9 @@ class Operation(StrEnum):
     WATCH_INSTANCE = "WATCH_INSTANCE"
     WATCH_ALL = "WATCH_ALL"
     UNWATCH = "UNWATCH"
-    # Extensions of this server (official clients never send them): streaming a backup.
+    # Extensions of this server (official clients never send them): instance history and
+    # streaming a backup.
+    GET_HISTORY = "GET_HISTORY"
     BACKUP_BEGIN = "BACKUP_BEGIN"
     BACKUP_READ = "BACKUP_READ"
     BACKUP_END = "BACKUP_END"
@@ -64,7 +66,12 @@ _OPERATIONS: dict[str, Operation] = {op.value: op for op in Operation}
 
 #: Operations of this server beyond the RCP set the official client knows.
 EXTENSION_OPERATIONS: frozenset[Operation] = frozenset(
-    {Operation.BACKUP_BEGIN, Operation.BACKUP_READ, Operation.BACKUP_END}
+    {
+        Operation.GET_HISTORY,
+        Operation.BACKUP_BEGIN,
+        Operation.BACKUP_READ,
+        Operation.BACKUP_END,
+    }
 )
 
 

@@ -94,7 +94,10 @@ def path_step() -> str:
 
 def fresh_terminal_env(server: ServerProcess | None, home: Path) -> dict[str, str]:
     """As a new shell: the virtualenv is not on PATH (and not active)."""
-    env = cli_env(home, {"RSTMDB_SERVER": server.address} if server else {})
+    addresses = {"RSTMDB_SERVER": server.address} if server else {}
+    if server is not None and server.http_url:
+        addresses["RSTMDB_HTTP_URL"] = server.http_url.rstrip("/")
+    env = cli_env(home, addresses)
     kept = [p for p in env["PATH"].split(os.pathsep) if p and Path(p) != VENV_BIN]
     env["PATH"] = os.pathsep.join(kept)
     env.pop("VIRTUAL_ENV", None)

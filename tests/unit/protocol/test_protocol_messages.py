@@ -35,6 +35,7 @@ def test_operations_match_the_official_client() -> None:
     assert official == {op.value for op in ClientOperation}
     assert len(official) == 22
     assert {op.value for op in EXTENSION_OPERATIONS} == {
+        "GET_HISTORY",
         "BACKUP_BEGIN",
         "BACKUP_READ",
         "BACKUP_END",
