@@ -1,0 +1,207 @@
+"""Read routes the web console needs beyond the RCP operations.
+
+* ``GET /v1/console/machines/{machine}/versions/{version}/layout``: the state
+  diagram laid out (``pyrstmdb.diagram_layout``) plus the checksum; definitions
+  never change, so layouts are cached by checksum.
+* ``GET /v1/console/machines/{machine}/versions/{version}/counts``: how many
+  live instances of that version sit in each state.
+* ``GET /v1/console/instances?machine=&version=&state=&limit=&offset=``: the
+  LIST_INSTANCES result, with a version filter as well.
+
+Same visibility rule as every read: the answer waits until what it shows is
+durable. Errors are raised as ``RstmdbError`` and rendered by the API's
+handlers; auth is added by the app that mounts the router.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.params import Depends
+from pydantic import BaseModel, Field
+
+from pyrstmdb.aio import DurabilityWaiter
+from pyrstmdb.core import Core
+from pyrstmdb.diagram_layout import layout
+from pyrstmdb.engine.commands import ListInstances
+from pyrstmdb.errors import BadRequest
+from pyrstmdb.results import InstanceSummary
+
+UINT32_MAX = 2**32 - 1
+LAYOUT_CACHE_SIZE = 256
+_ALL = UINT32_MAX
+
+Version = Annotated[int, Query(ge=0, le=UINT32_MAX)]
+
+
+class StateBox(BaseModel):
+    id: str
+    x: float
+    y: float
+    w: float
+    h: float
+    initial: bool
+
+
+class LabelBox(BaseModel):
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+class TransitionPath(BaseModel):
+    index: int
+    event: str
+    guard: str | None
+    label: str
+    sources: list[str] = Field(alias="from")
+    to: str
+    label_box: LabelBox
+    inbound: list[list[list[float]]]
+    outbound: list[list[float]]
+
+
+class DiagramLayout(BaseModel):
+    machine: str
+    version: int
+    checksum: str
+    width: float
+    height: float
+    nodes: list[StateBox]
+    edges: list[TransitionPath]
+
+
+class StateCounts(BaseModel):
+    machine: str
+    version: int
+    states: dict[str, int]
+    total: int
+
+
+class InstanceItem(BaseModel):
+    id: str
+    machine: str
+    version: int
+    state: str
+    created_at: int
+    updated_at: int
+    last_wal_offset: int
+
+
+class InstancePage(BaseModel):
+    instances: list[InstanceItem]
+    total: int
+    has_more: bool
+
+
+class _LayoutCache:
+    """Layouts by checksum, least recently used dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    async def get(self, checksum: str, definition: dict[str, Any]) -> dict[str, Any]:
+        found = self._items.get(checksum)
+        if found is None:
+            found = await asyncio.to_thread(layout, definition)
+            self._items[checksum] = found
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        self._items.move_to_end(checksum)
+        return found
+
+
+class _Reads:
+    """The console's reads over one Core, each waiting for visibility."""
+
+    def __init__(self, core: Core, waiter: DurabilityWaiter) -> None:
+        self.core = core
+        self.waiter = waiter
+        self.layouts = _LayoutCache(LAYOUT_CACHE_SIZE)
+
+    async def definition(self, machine: str, version: int) -> tuple[dict[str, Any], str]:
+        result, offset = self.core.get_machine(machine, version)
+        await self.waiter.visible(offset)
+        return result.definition, result.checksum
+
+    async def instances(self, machine: str | None, state: str | None) -> list[InstanceSummary]:
+        query = ListInstances(machine=machine, state=state, limit=_ALL, offset=0)
+        result, offset = self.core.list_instances(query)
+        await self.waiter.visible(offset)
+        return result.instances
+
+
+def _summary(item: InstanceSummary) -> InstanceItem:
+    return InstanceItem(
+        id=item.id,
+        machine=item.machine,
+        version=item.version,
+        state=item.state,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        last_wal_offset=item.last_wal_offset,
+    )
+
+
+def console_router(
+    core: Core, waiter: DurabilityWaiter, dependencies: Sequence[Depends] = ()
+) -> APIRouter:
+    """The console's routes over ``core``; ``dependencies`` typically checks auth."""
+    reads = _Reads(core, waiter)
+    router = APIRouter(prefix="/v1/console", tags=["console"], dependencies=list(dependencies))
+
+    @router.get("/machines/{machine}/versions/{version}/layout", response_model=DiagramLayout)
+    async def machine_layout(machine: str, version: int) -> DiagramLayout:
+        """The state diagram of a machine version, laid out (nodes and edge polylines)."""
+        _check_version(version)
+        definition, checksum = await reads.definition(machine, version)
+        drawing = await reads.layouts.get(checksum, definition)
+        return DiagramLayout.model_validate(
+            {"machine": machine, "version": version, "checksum": checksum, **drawing}
+        )
+
+    @router.get("/machines/{machine}/versions/{version}/counts", response_model=StateCounts)
+    async def state_counts(machine: str, version: int) -> StateCounts:
+        """How many live instances of a machine version sit in each of its states."""
+        _check_version(version)
+        definition, _ = await reads.definition(machine, version)
+        counts = dict.fromkeys(definition["states"], 0)
+        for item in await reads.instances(machine, None):
+            if item.version == version:
+                counts[item.state] = counts.get(item.state, 0) + 1
+        return StateCounts(
+            machine=machine, version=version, states=counts, total=sum(counts.values())
+        )
+
+    @router.get("/instances", response_model=InstancePage)
+    async def list_instances(
+        machine: str | None = None,
+        version: Version | None = None,
+        state: str | None = None,
+        limit: Annotated[int, Query(ge=0, le=1000)] = 50,
+        offset: Annotated[int, Query(ge=0, le=UINT32_MAX)] = 0,
+    ) -> InstancePage:
+        """LIST_INSTANCES with a version filter too; newest changes first."""
+        items = await reads.instances(machine or None, state or None)
+        if version is not None:
+            items = [i for i in items if i.version == version]
+        items.sort(key=lambda i: i.updated_at, reverse=True)
+        page = items[offset : offset + limit]
+        return InstancePage(
+            instances=[_summary(i) for i in page],
+            total=len(items),
+            has_more=offset + len(page) < len(items),
+        )
+
+    return router
+
+
+def _check_version(version: int) -> None:
+    if not 0 <= version <= UINT32_MAX:
+        raise BadRequest(f"invalid request: version must be 0..{UINT32_MAX}")
