@@ -54,12 +54,14 @@ export async function render(view, params) {
   };
 
   const onEvent = (type, data) => {
-    if (type !== "transition") {
+    if (type === "notice") {
       state.buffer.push({ notice: true, ...data });
-    } else {
+    } else if (type === "transition") {
       state.total += 1;
       state.windowCount += 1;
       state.buffer.push(data);
+    } else {
+      return;
     }
     if (state.buffer.length > ROWS_PER_FRAME * 4) state.buffer.splice(0, state.buffer.length - ROWS_PER_FRAME);
     if (!state.frame) state.frame = requestAnimationFrame(draw);
