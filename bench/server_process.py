@@ -16,7 +16,7 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen[str], int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RSTMDB_")}
     env.update({"RSTMDB_FSYNC_POLICY": "every_write", "RSTMDB_LOG_FORMAT": "text"})
     proc = subprocess.Popen(
-        [*command, "--bind", "127.0.0.1:0", "--data-dir", data_dir],
+        [*command, "--bind", "127.0.0.1:0", "--http-bind", "127.0.0.1:0", "--data-dir", data_dir],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

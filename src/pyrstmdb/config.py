@@ -23,6 +23,7 @@ YAML key                           Environment variable              Default
 ``storage.allow_flush_all``        ``RSTMDB_ALLOW_FLUSH_ALL``        ``false``
 ``storage.idempotency_ttl_secs``   ``RSTMDB_IDEMPOTENCY_TTL_SECS``   ``86400`` (≥ 1)
 ``storage.idempotency_max_keys``   ``RSTMDB_IDEMPOTENCY_MAX_KEYS``   ``1000000`` (≥ 1)
+``storage.history_per_instance``   ``RSTMDB_HISTORY_PER_INSTANCE``   ``100`` (0 = off)
 ``compaction.enabled``             ``RSTMDB_COMPACT_ENABLED``        ``true``
 ``compaction.events_threshold``    ``RSTMDB_COMPACT_EVENTS``         ``10000`` (0 = off)
 ``compaction.size_threshold_mb``   ``RSTMDB_COMPACT_SIZE_MB``        ``100`` (0 = off)
@@ -37,6 +38,8 @@ YAML key                           Environment variable              Default
 ``tls.client_ca_path``             ``RSTMDB_TLS_CLIENT_CA``          none
 ``metrics.enabled``                ``RSTMDB_METRICS_ENABLED``        ``false``
 ``metrics.bind_addr``              ``RSTMDB_METRICS_BIND``           ``0.0.0.0:9090``
+``http.enabled``                   ``RSTMDB_HTTP_ENABLED``           ``true``
+``http.bind_addr``                 ``RSTMDB_HTTP_BIND``              ``127.0.0.1:7402``
 ``logging.level``                  ``RSTMDB_LOG_LEVEL``, ``RUST_LOG``  ``info``
 ``logging.format``                 ``RSTMDB_LOG_FORMAT``             ``json``
 ``subscriptions.buffer_events``    ``RSTMDB_SUBSCRIPTION_BUFFER``    ``1024`` (≥ 1)
@@ -92,6 +95,7 @@ __all__ = [
     "CompactionConfig",
     "Config",
     "ConfigError",
+    "HttpConfig",
     "LogFormat",
     "LogLevel",
     "LoggingConfig",
@@ -158,6 +162,7 @@ class StorageConfig:
     allow_flush_all: bool = False
     idempotency_ttl_secs: int = 86400
     idempotency_max_keys: int = 1_000_000
+    history_per_instance: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +206,17 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    enabled: bool = True
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 7402
+
+    @property
+    def bind_addr(self) -> str:
+        return format_address(self.bind_host, self.bind_port)
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     level: LogLevel = "info"
     format: LogFormat = "json"
@@ -224,6 +240,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     subscriptions: SubscriptionConfig = field(default_factory=SubscriptionConfig)
     warnings: tuple[str, ...] = ()
@@ -246,6 +263,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "auth": AuthConfig,
     "tls": TlsConfig,
     "metrics": MetricsConfig,
+    "http": HttpConfig,
     "logging": LoggingConfig,
     "subscriptions": SubscriptionConfig,
 }
@@ -503,6 +521,7 @@ _KEYS: dict[str, _Key] = {
     "storage.allow_flush_all": _BOOL,
     "storage.idempotency_ttl_secs": _int_key(1),
     "storage.idempotency_max_keys": _int_key(1),
+    "storage.history_per_instance": _int_key(0, 1_000_000),
     "compaction.enabled": _BOOL,
     "compaction.events_threshold": _int_key(0),
     "compaction.size_threshold_mb": _int_key(0),
@@ -517,6 +536,8 @@ _KEYS: dict[str, _Key] = {
     "tls.client_ca_path": _OPTIONAL_PATH,
     "metrics.enabled": _BOOL,
     "metrics.bind_addr": _Key(_yaml_address, _env_address, _ADDRESS_FIELDS),
+    "http.enabled": _BOOL,
+    "http.bind_addr": _Key(_yaml_address, _env_address, _ADDRESS_FIELDS),
     "logging.level": _Key(_yaml_level, _env_level),
     "logging.format": _Key(_yaml_format, _env_format),
     "subscriptions.buffer_events": _int_key(1),
@@ -543,6 +564,7 @@ _ENV: tuple[_EnvVar, ...] = (
     _EnvVar("RSTMDB_ALLOW_FLUSH_ALL", "storage.allow_flush_all"),
     _EnvVar("RSTMDB_IDEMPOTENCY_TTL_SECS", "storage.idempotency_ttl_secs"),
     _EnvVar("RSTMDB_IDEMPOTENCY_MAX_KEYS", "storage.idempotency_max_keys"),
+    _EnvVar("RSTMDB_HISTORY_PER_INSTANCE", "storage.history_per_instance"),
     _EnvVar("RSTMDB_COMPACT_ENABLED", "compaction.enabled"),
     _EnvVar("RSTMDB_COMPACT_EVENTS", "compaction.events_threshold"),
     _EnvVar("RSTMDB_COMPACT_SIZE_MB", "compaction.size_threshold_mb"),
@@ -557,6 +579,8 @@ _ENV: tuple[_EnvVar, ...] = (
     _EnvVar("RSTMDB_TLS_CLIENT_CA", "tls.client_ca_path"),
     _EnvVar("RSTMDB_METRICS_ENABLED", "metrics.enabled"),
     _EnvVar("RSTMDB_METRICS_BIND", "metrics.bind_addr"),
+    _EnvVar("RSTMDB_HTTP_ENABLED", "http.enabled"),
+    _EnvVar("RSTMDB_HTTP_BIND", "http.bind_addr"),
     _EnvVar("RUST_LOG", "logging.level", parse=_env_rust_log),
     _EnvVar("RSTMDB_LOG_LEVEL", "logging.level"),
     _EnvVar("RSTMDB_LOG_FORMAT", "logging.format"),
@@ -577,7 +601,11 @@ _OTHER_ENV = frozenset(
 )
 _KNOWN_ENV = frozenset(var.name for var in _ENV) | _OTHER_ENV
 
-_OVERRIDE_ALIASES = {"bind": "network.bind_addr", "data_dir": "storage.data_dir"}
+_OVERRIDE_ALIASES = {
+    "bind": "network.bind_addr",
+    "http_bind": "http.bind_addr",
+    "data_dir": "storage.data_dir",
+}
 
 _ENV_OF = {var.key: var.name for var in _ENV if var.name != "RUST_LOG"}
 

@@ -28,6 +28,7 @@ from pyrstmdb.protocol import ClientCodec, Event, Response, request_message
 START_TIMEOUT = 20.0
 _LISTENING = re.compile(r"^listening on (\S+):(\d+)$")
 _METRICS = re.compile(r"^metrics on (\S+):(\d+)$")
+_HTTP = re.compile(r"^http on (\S+)$")
 _CLEARED_ENV = ("RUST_LOG",)
 
 
@@ -40,10 +41,15 @@ def rstmdb_command() -> list[str]:
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without any ``RSTMDB_*`` setting, plus ``extra``."""
+    """This process's environment without any ``RSTMDB_*`` setting, plus ``extra``.
+
+    The HTTP API listens on a free port (``RSTMDB_HTTP_BIND=127.0.0.1:0``) unless
+    ``extra`` says otherwise, so servers started at once never share a fixed port.
+    """
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("RSTMDB_") and k not in _CLEARED_ENV
     }
+    env["RSTMDB_HTTP_BIND"] = "127.0.0.1:0"
     env.update(extra or {})
     return env
 
@@ -86,6 +92,7 @@ class ServerProcess:
         self.host = ""
         self.port = 0
         self.metrics_port: int | None = None
+        self.http_url: str | None = None  # "http://HOST:PORT/" when the HTTP API is on
         self.proc: subprocess.Popen[str] | None = None
         self.stdout_lines: list[str] = []
         self._tls: dict[str, Any] | None = None
@@ -101,6 +108,7 @@ class ServerProcess:
         self.stdout_lines = []
         self.port = 0
         self.metrics_port = None
+        self.http_url = None
         log = open(self.log_path, "a")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             self.command(),
@@ -134,7 +142,12 @@ class ServerProcess:
                 found = _LISTENING.match(line)
                 if found:
                     self.host, self.port = found.group(1), int(found.group(2))
-            if self.port and (self.metrics_port or "RSTMDB_METRICS_ENABLED" not in self.env):
+                http = _HTTP.match(line)
+                if http:
+                    self.http_url = http.group(1)
+            metrics_known = self.metrics_port or "RSTMDB_METRICS_ENABLED" not in self.env
+            http_known = self.http_url or self.env.get("RSTMDB_HTTP_ENABLED") == "false"
+            if self.port and metrics_known and http_known:
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"rstmdb exited with {self.proc.returncode}: {self.log()}")

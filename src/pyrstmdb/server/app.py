@@ -36,6 +36,7 @@ from pyrstmdb.database import Database
 from pyrstmdb.server.connection import Connection, Shared
 from pyrstmdb.server.dispatch import Dispatcher
 from pyrstmdb.server.handlers.base import Settings
+from pyrstmdb.server.http import HttpServer, open_http
 from pyrstmdb.server.metrics import ServerMetrics, start_metrics_listener
 from pyrstmdb.subscriptions import Hub
 
@@ -114,6 +115,8 @@ class Server:
         self.db = db
         self.addresses: list[str] = []
         self.metrics_address: str | None = None
+        self.http_url: str | None = None
+        self._http: HttpServer | None = None
         self._listener: asyncio.base_events.Server | None = None
         self._metrics_listener: asyncio.base_events.Server | None = None
         self._hub: Hub | None = None
@@ -132,11 +135,12 @@ class Server:
         metrics = ServerMetrics(core, self._hub_stats) if config.metrics.enabled else None
         self._connections = _Connections(config.network.max_connections, metrics)
         self._waiter = DurabilityWaiter(core, loop)
+        settings = Settings(__version__, config.storage.allow_flush_all)
         shared = Shared(
             core=core,
             waiter=self._waiter,
             dispatcher=Dispatcher(metrics),
-            settings=Settings(__version__, config.storage.allow_flush_all),
+            settings=settings,
             auth_required=config.auth.required,
             token_hashes=config.auth.token_hashes,
             hub=self._hub,
@@ -163,7 +167,22 @@ class Server:
             ),
         )
         self.addresses = _bound(self._listener)
+        if config.http.enabled:
+            await self._start_http(settings, context)
         self._idle_task = asyncio.create_task(self._sweep_idle())
+
+    async def _start_http(self, settings: Settings, context: ssl.SSLContext | None) -> None:
+        assert self._hub is not None and self._waiter is not None
+        address = self.config.http.bind_addr
+        try:
+            http = open_http(self.config, self.db.core, self._waiter, settings, self._hub, context)
+        except OSError as exc:
+            if self._listener is not None:
+                self._listener.close()
+            raise StartupError(f"cannot listen for http on {address}: {_reason(exc)}") from None
+        await http.start()
+        self._http = http
+        self.http_url = http.url
 
     def _hub_stats(self) -> Mapping[str, int]:
         return {} if self._hub is None else self._hub.stats()
@@ -196,6 +215,8 @@ class Server:
             self._listener.close()
         if self._idle_task is not None:
             self._idle_task.cancel()
+        if self._http is not None:
+            await self._http.stop()
         await self._drain_connections()
         if self._hub is not None:
             await self._hub.close()

@@ -2,12 +2,13 @@
 
 ::
 
-    rstmdb [--config PATH] [--bind HOST:PORT] [--data-dir DIR]
+    rstmdb [--config PATH] [--bind HOST:PORT] [--http-bind HOST:PORT] [--data-dir DIR]
     rstmdb check [--data-dir DIR] [--repair]
 
 Configuration: defaults < YAML file (``--config`` or ``RSTMDB_CONFIG``) <
 ``RSTMDB_*`` environment < flags. Once listening, the server prints one line
-``listening on HOST:PORT`` to standard output (and ``metrics on HOST:PORT``
+``listening on HOST:PORT`` to standard output, then ``http on
+http://HOST:PORT/`` when the HTTP API is enabled (and ``metrics on HOST:PORT``
 when metrics are enabled); logs go to standard error. SIGINT and SIGTERM shut
 down gracefully and the exit status is 0.
 
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="YAML configuration file")
     parser.add_argument("--bind", metavar="HOST:PORT", help="address to listen on")
     parser.add_argument("--data-dir", metavar="DIR", help="data directory")
+    parser.add_argument("--http-bind", metavar="HOST:PORT", help="address of the HTTP API")
     commands = parser.add_subparsers(dest="command", metavar="{check}")
     check = commands.add_parser("check", help="check the data directory offline")
     check.add_argument("--data-dir", dest="check_data_dir", metavar="DIR")
@@ -60,7 +62,11 @@ def _fail(message: str, status: int = EXIT_FAILURE) -> int:
 
 
 def _load(args: argparse.Namespace, data_dir: str | None) -> Config:
-    overrides = {"bind": args.bind, "data_dir": data_dir}
+    overrides = {
+        "bind": args.bind,
+        "http_bind": getattr(args, "http_bind", None),
+        "data_dir": data_dir,
+    }
     return load_from_environment(os.environ, args.config, overrides)
 
 
@@ -93,6 +99,8 @@ async def _run(config: Config, db: Database) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server.stop)
     print(f"listening on {server.addresses[0]}", flush=True)
+    if server.http_url is not None:
+        print(f"http on {server.http_url}", flush=True)
     if server.metrics_address is not None:
         print(f"metrics on {server.metrics_address}", flush=True)
     log.info(

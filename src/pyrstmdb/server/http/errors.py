@@ -1,0 +1,134 @@
+"""Every failure of the HTTP API as ``{"error": {code, message, retryable, details}}``.
+
+:data:`STATUS` maps each protocol error code to its HTTP status (HTTP §2).
+The exception handlers registered by :func:`install` turn protocol errors,
+request validation failures (malformed JSON, wrong types, unknown fields),
+unknown routes (404 ``NOT_FOUND``), wrong methods (405 ``BAD_REQUEST`` with
+``Allow``) and anything unexpected (500 ``INTERNAL_ERROR``, traceback to the
+log only) into that JSON object; nothing becomes an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from pyrstmdb.errors import RETRYABLE_CODES, ErrorCode, RstmdbError
+
+log = logging.getLogger("pyrstmdb.server.http")
+
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.UNSUPPORTED_PROTOCOL: 400,
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.AUTH_FAILED: 401,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.MACHINE_NOT_FOUND: 404,
+    ErrorCode.INSTANCE_NOT_FOUND: 404,
+    ErrorCode.MACHINE_VERSION_EXISTS: 409,
+    ErrorCode.INSTANCE_EXISTS: 409,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.INVALID_TRANSITION: 422,
+    ErrorCode.GUARD_FAILED: 422,
+    ErrorCode.MACHINE_VERSION_LIMIT_EXCEEDED: 422,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.WAL_IO_ERROR: 503,
+}
+assert set(STATUS) == set(ErrorCode), "every error code needs a status"
+
+AUTH_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def error_response(
+    status: int,
+    code: ErrorCode,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The JSON error object with ``status``."""
+    error: dict[str, Any] = {
+        "code": code.value,
+        "message": message,
+        "retryable": code in RETRYABLE_CODES,
+    }
+    if details:
+        error["details"] = dict(details)
+    body = orjson.dumps({"error": error}, default=str)
+    return Response(body, status, headers=dict(headers or {}), media_type="application/json")
+
+
+def from_error(err: RstmdbError) -> Response:
+    """A protocol error as its HTTP answer (401s carry the Bearer challenge)."""
+    status = STATUS[err.code]
+    headers = AUTH_CHALLENGE if status == 401 else None
+    body = orjson.dumps({"error": err.to_dict()}, default=str)
+    return Response(body, status, headers=headers, media_type="application/json")
+
+
+def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
+    problems = []
+    for item in exc.errors():
+        location = ".".join(str(part) for part in item.get("loc", ()))
+        problems.append({"location": location, "problem": str(item.get("msg", "invalid"))})
+    return {"errors": problems}
+
+
+def _validation_message(details: dict[str, Any]) -> str:
+    first = details["errors"][0] if details["errors"] else {"location": "", "problem": "invalid"}
+    where = f" at {first['location']}" if first["location"] else ""
+    return f"invalid request{where}: {first['problem']}"
+
+
+async def _on_rstmdb_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RstmdbError)
+    return from_error(exc)
+
+
+async def _on_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = _validation_details(exc)
+    message = _validation_message(details)
+    content_type = request.headers.get("content-type", "")
+    on_body = any(item["location"].startswith("body") for item in details["errors"])
+    if on_body and "json" not in content_type.lower():
+        message = "invalid request: the body must be JSON sent as Content-Type: application/json"
+    return error_response(400, ErrorCode.BAD_REQUEST, message, details)
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        message = f"not found: no route {request.method} {request.url.path}"
+        return error_response(404, ErrorCode.NOT_FOUND, message, headers=headers)
+    if exc.status_code == 405:
+        allowed = headers.get("Allow", headers.get("allow", ""))
+        message = f"method {request.method} not allowed on {request.url.path} (allowed: {allowed})"
+        return error_response(405, ErrorCode.BAD_REQUEST, message, {"allow": allowed}, headers)
+    if exc.status_code == 413:
+        return error_response(413, ErrorCode.BAD_REQUEST, str(exc.detail), headers=headers)
+    code = ErrorCode.INTERNAL_ERROR if exc.status_code >= 500 else ErrorCode.BAD_REQUEST
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("HTTP %s %s failed unexpectedly", request.method, request.url.path, exc_info=exc)
+    message = f"internal error while handling {request.method} {request.url.path}"
+    return error_response(500, ErrorCode.INTERNAL_ERROR, message)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into the JSON error object."""
+    app.add_exception_handler(RstmdbError, _on_rstmdb_error)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(HTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)
