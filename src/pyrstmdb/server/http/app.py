@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from pyrstmdb import __version__
 from pyrstmdb.protocol import MAX_PAYLOAD
-from pyrstmdb.server.http import errors, models, routes, streams
+from pyrstmdb.server.http import console_api, errors, models, routes, streams
 from pyrstmdb.server.http.gateway import Gateway
 from pyrstmdb.server.http.guards import BearerAuth, BodyLimit
 from pyrstmdb.server.http.sse import EventStream
@@ -86,6 +86,7 @@ def build_app(
     app.include_router(routes.router)
     app.include_router(streams.router)
     app.include_router(_system_router())
+    app.include_router(console_api.console_router(gateway.core, gateway.waiter))
     app.mount(DOCS_ASSETS, StaticFiles(directory=_docs_assets()), name="docs-assets")
     app.router.default = _Console(static_dir)
     app.add_middleware(BearerAuth, required=auth_required, token_hashes=token_hashes)
