@@ -33,8 +33,9 @@ export function drawDiagram(layout, { onState } = {}) {
       viewBox: "0 0 10 10",
       refX: 9,
       refY: 5,
-      markerWidth: 7,
-      markerHeight: 7,
+      markerWidth: 9,
+      markerHeight: 9,
+      markerUnits: "userSpaceOnUse",
       orient: "auto-start-reverse",
     });
     marker.append(s("path", { d: "M0 0 L10 5 L0 10 z", class: cls }));

@@ -8,12 +8,15 @@ const RETRY_MS = 1000;
 /**
  * openStream(path, {onEvent(type, data, id), onStatus(status, detail)}) -> {close()}
  * status: "connecting" | "open" | "retrying" | "closed" | "error".
+ * With {raw: true} the data is passed as text (the caller parses what it uses).
+ * busyMs() is the main-thread time spent reading, parsing and dispatching so far.
  */
 export function openStream(path, handlers) {
   const controller = new AbortController();
-  const state = { lastId: null, closed: false };
+  const state = { lastId: null, closed: false, busy: 0 };
   run(path, handlers, controller, state);
   return {
+    busyMs: () => state.busy,
     close() {
       state.closed = true;
       controller.abort();
@@ -68,6 +71,7 @@ async function consume(body, handlers, state) {
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
+    const t0 = performance.now();
     buffer += decoder.decode(value, { stream: true });
     let start = 0;
     for (;;) {
@@ -93,11 +97,13 @@ async function consume(body, handlers, state) {
       }
     }
     buffer = buffer.slice(start);
+    state.busy += performance.now() - t0;
   }
 }
 
 function dispatch(handlers, event) {
-  let data = event.data.join("\n");
+  let data = event.data.length === 1 ? event.data[0] : event.data.join("\n");
+  if (handlers.raw) return handlers.onEvent(event.type, data, event.id);
   try {
     data = JSON.parse(data);
   } catch {

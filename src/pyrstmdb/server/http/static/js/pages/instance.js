@@ -127,7 +127,7 @@ export async function render(view, _params, id) {
 
   view.append(
     pageHeader(
-      h("span.mono", id),
+      h("span", h("span.kicker", "Instance"), h("span.mono", id)),
       h("span", h("a", { href: `#/machines/${enc(inst.machine)}/${inst.version}` }, `${inst.machine} v${inst.version}`), " · state ", stateEl, " ", live.el),
     ),
     h(
