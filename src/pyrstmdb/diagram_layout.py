@@ -76,7 +76,7 @@ class _Transition:
 
     @property
     def label(self) -> str:
-        return f"{self.event} [{self.guard}]" if self.guard else self.event
+        return transition_label(self.event, self.guard)
 
 
 def transition_label(event: str, guard: str | None) -> str:

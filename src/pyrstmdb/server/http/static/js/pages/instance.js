@@ -20,6 +20,7 @@ export async function render(view, _params, id) {
   const buttons = h("div.event-buttons#event-buttons");
   const payload = h("textarea#event-payload.code", { rows: 3, spellcheck: "false", placeholder: '{"amount": 10}' });
   const outcome = h("div#apply-result");
+  const payloadField = h("label.block", "Payload (optional JSON object)", payload);
   const timeline = h("ol.timeline#history");
   const historyNote = h("p.hint#history-note");
   const live = liveDot();
@@ -33,6 +34,7 @@ export async function render(view, _params, id) {
         ? allowed.map((a) => eventButton(a))
         : [empty(model.deleted ? "This instance was deleted." : `No transitions leave “${model.state}”: it is final.`)]),
     );
+    payloadField.hidden = allowed.length === 0;
     ctxCard.replaceChildren(jsonBlock(model.ctx));
   };
 
@@ -138,7 +140,7 @@ export async function render(view, _params, id) {
         card(
           "Apply an event",
           buttons,
-          h("label.block", "Payload (optional JSON object)", payload),
+          payloadField,
           outcome,
         ),
         card("Context", ctxCard),

@@ -14,7 +14,7 @@ export async function render(view) {
       stat("Entries", fmtNum(s.entry_count), "entry_count"),
       stat("Segments", fmtNum(s.segment_count), "segment_count"),
       stat("Size on disk", fmtBytes(s.total_size_bytes), "total_size_bytes"),
-      stat("Latest offset", fmtNum(s.latest_offset ?? "—"), "latest_offset"),
+      stat("Latest offset", String(s.latest_offset ?? "—"), "latest_offset", true),
     );
     const i = s.io_stats;
     io.replaceChildren(
@@ -68,6 +68,7 @@ export async function render(view) {
   return () => clearInterval(timer);
 }
 
-function stat(label, value, key) {
-  return h("div.stat", { dataset: { key } }, h("span.stat-label", label), h("span.stat-value", value));
+function stat(label, value, key, code = false) {
+  const shown = h(code ? "span.stat-value.mono" : "span.stat-value", value);
+  return h("div.stat", { dataset: { key } }, h("span.stat-label", label), shown);
 }
