@@ -56,13 +56,28 @@ TICKET = {
         {"from": "resolved", "event": "CLOSE", "to": "closed", "guard": "ctx.confirmed"},
     ],
 }
-ORDER_PATHS = [["PAY", "SHIP", "DELIVER"], ["PAY", "SHIP"], ["PAY"], [], ["CANCEL"], ["PAY", "REFUND"]]
+ORDER_PATHS = [
+    ["PAY", "SHIP", "DELIVER"],
+    ["PAY", "SHIP"],
+    ["PAY"],
+    [],
+    ["CANCEL"],
+    ["PAY", "REFUND"],
+]
 
 
 def start_server(data: Path) -> tuple[subprocess.Popen[str], str, str]:
     rstmdb = Path(sys.executable).parent / "rstmdb"
     proc = subprocess.Popen(
-        [str(rstmdb), "--bind", "127.0.0.1:0", "--http-bind", "127.0.0.1:0", "--data-dir", str(data)],
+        [
+            str(rstmdb),
+            "--bind",
+            "127.0.0.1:0",
+            "--http-bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

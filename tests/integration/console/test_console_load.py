@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ConsoleServer, Shots
 from playwright.sync_api import Page, expect
+
+from conftest import ConsoleServer, Shots
 
 RATE = 5000
 SECONDS = 10.0
