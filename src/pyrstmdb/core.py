@@ -33,7 +33,7 @@ import uuid
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from pyrstmdb.engine import machine
 from pyrstmdb.engine.commands import (
@@ -49,7 +49,7 @@ from pyrstmdb.engine.commands import (
 from pyrstmdb.engine.definition import compile_definition
 from pyrstmdb.engine.idempotency import IdempotencyCache
 from pyrstmdb.engine.records import Checkpoint, Record
-from pyrstmdb.engine.state import Instance, Staged, State, View
+from pyrstmdb.engine.state import HistoryEntry, Instance, Staged, State, View
 from pyrstmdb.errors import BadRequest, RstmdbError, WalIoError
 from pyrstmdb.results import (
     ApplyEventResult,
@@ -61,6 +61,7 @@ from pyrstmdb.results import (
     FlushAllResult,
     GetInstanceResult,
     GetMachineResult,
+    HistoryResult,
     InstanceSummary,
     ListInstancesResult,
     ListMachinesResult,
@@ -70,6 +71,7 @@ from pyrstmdb.results import (
     WalReadResult,
     WalStatsResult,
     WriteResult,
+    history_entry,
 )
 from pyrstmdb.storage.store import CheckpointData, Logged, Store
 from pyrstmdb.storage.wal.offload import RoundOffload
@@ -110,8 +112,10 @@ class Core:
         max_machine_versions: int = 0,
         idempotency_ttl_ms: int = 86_400_000,
         idempotency_max_keys: int = 1_000_000,
+        history_per_instance: int = 100,
     ) -> None:
         self._store = store
+        self._history_limit = history_per_instance
         self._clock = clock
         self._max_versions = max_machine_versions
         self._idem_settings = (idempotency_ttl_ms, idempotency_max_keys)
@@ -149,7 +153,7 @@ class Core:
         return state
 
     def _build_state(self, end: int | None) -> State:
-        state = State(IdempotencyCache(*self._idem_settings))
+        state = State(IdempotencyCache(*self._idem_settings), self._history_limit)
         checkpoint = self._store.load_checkpoint()
         if checkpoint is not None:
             restore_checkpoint(state, checkpoint)
@@ -462,6 +466,26 @@ class Core:
         )
         return result, instance.last_wal_offset
 
+    def get_history(
+        self, instance_id: str, limit: int, before_offset: int | None
+    ) -> tuple[HistoryResult, int]:
+        """The newest ``limit`` kept entries older than ``before_offset``, oldest first.
+
+        Deleted instances keep their history; an id never created raises
+        ``InstanceNotFound``. ``truncated``: older entries exist than those returned.
+        """
+        with self._lock:
+            instance = self.state.instances.get(instance_id)
+            if instance is None:
+                raise machine.instance_not_found(instance_id)
+            kept = self.state.history_of(instance_id)
+        dropped = not kept or kept[0][1] != "created"  # the limit cut older entries
+        older = kept if before_offset is None else [e for e in kept if e[0] < before_offset]
+        page = older[len(older) - limit :] if limit else []
+        truncated = dropped or len(page) < len(older)
+        result = HistoryResult(instance_id, [history_entry(e) for e in page], truncated)
+        return result, instance.last_wal_offset
+
     def live_instance(self, instance_id: str) -> Instance:
         instance = self.state.instances.get(instance_id)
         if instance is None or instance.deleted:
@@ -574,7 +598,8 @@ def capture_checkpoint(state: State, offset: int) -> CheckpointData:
     ]
     instances = [list(instance) for instance in state.instances.values()]
     idempotency = [[*scope, ts, value] for scope, ts, value in state.idempotency.items()]
-    return CheckpointData(offset, machines, instances, idempotency)
+    history = [[iid, [list(e) for e in entries]] for iid, entries in state.history.items()]
+    return CheckpointData(offset, machines, instances, idempotency, history)
 
 
 def restore_checkpoint(state: State, data: CheckpointData) -> None:
@@ -584,6 +609,8 @@ def restore_checkpoint(state: State, data: CheckpointData) -> None:
         state.set_instance(Instance(*fields))
     for kind, instance_id, key, ts, value in data.idempotency:
         state.remember((kind, instance_id, key), _restore_value(kind, value), ts)
+    for instance_id, entries in data.history or ():
+        state.set_history(instance_id, [cast(HistoryEntry, tuple(entry)) for entry in entries])
 
 
 def _restore_value(kind: str, value: Any) -> Any:

@@ -28,6 +28,7 @@ import orjson
 from pyrstmdb.config import CompactionConfig, Config
 from pyrstmdb.core import Core
 from pyrstmdb.engine.commands import (
+    MAX_HISTORY_LIMIT,
     ApplyEvent,
     CreateInstance,
     DeleteInstance,
@@ -48,6 +49,7 @@ from pyrstmdb.results import (
     FlushAllResult,
     GetInstanceResult,
     GetMachineResult,
+    HistoryResult,
     ListInstancesResult,
     ListMachinesResult,
     PutMachineResult,
@@ -118,6 +120,7 @@ class Database:
         max_machine_versions: int = 0,
         idempotency_ttl_secs: int = 86_400,
         idempotency_max_keys: int = 1_000_000,
+        history_per_instance: int = 100,
         compaction: CompactionConfig | None = None,
         compaction_check_secs: float = 10.0,
         clock: Callable[[], int] | None = None,
@@ -143,6 +146,9 @@ class Database:
             max_machine_versions=max_machine_versions,
             idempotency_ttl_ms=idempotency_ttl_secs * 1000,
             idempotency_max_keys=idempotency_max_keys,
+            history_per_instance=check_uint(
+                "history_per_instance", history_per_instance, 1_000_000
+            ),
         )
         self._closed = False
         self._compactor: AutoCompactor | None = None
@@ -166,6 +172,7 @@ class Database:
             max_machine_versions=storage.max_machine_versions,
             idempotency_ttl_secs=storage.idempotency_ttl_secs,
             idempotency_max_keys=storage.idempotency_max_keys,
+            history_per_instance=storage.history_per_instance,
             compaction=config.compaction,
         )
 
@@ -258,6 +265,16 @@ class Database:
         result = self._read(lambda: self._core.get_instance(name))
         result.ctx = _copy_ctx(result.ctx)
         return result
+
+    def get_history(
+        self, instance_id: str, limit: int = 100, before_offset: int | None = None
+    ) -> HistoryResult:
+        """The instance's newest ``limit`` history entries (before ``before_offset``), oldest
+        first; a deleted instance's history stays readable. ``limit`` is at most 1000."""
+        name = check_str("instance_id", instance_id)
+        count = check_uint("limit", limit, MAX_HISTORY_LIMIT)
+        before = check_uint("before_offset", before_offset, 2**64 - 1, optional=True)
+        return self._read(lambda: self._core.get_history(name, count, before))
 
     def list_instances(
         self,

@@ -387,6 +387,47 @@ class CompactResult:
         )
 
 
+_HISTORY_FIELDS = (
+    "wal_offset",
+    "kind",
+    "event",
+    "from_state",
+    "to_state",
+    "payload",
+    "event_id",
+    "ts",
+)
+
+
+def history_entry(fields: tuple[Any, ...]) -> JsonObject:
+    """One kept history tuple as its GET_HISTORY entry (fields that do not apply omitted)."""
+    return {
+        name: value
+        for name, value in zip(_HISTORY_FIELDS, fields, strict=True)
+        if value is not None
+    }
+
+
+@dataclass(slots=True)
+class HistoryResult:
+    """GET_HISTORY: entries oldest first; ``truncated`` when older ones existed."""
+
+    instance_id: str
+    entries: list[JsonObject]
+    truncated: bool
+
+    def to_dict(self) -> JsonObject:
+        return {
+            "instance_id": self.instance_id,
+            "entries": self.entries,
+            "truncated": self.truncated,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: JsonObject) -> HistoryResult:
+        return cls(obj["instance_id"], list(obj["entries"]), obj["truncated"])
+
+
 @dataclass(slots=True)
 class FlushAllResult:
     flushed: bool

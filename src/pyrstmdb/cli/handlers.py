@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from pyrstmdb import diagram
 from pyrstmdb.cli import render
 from pyrstmdb.cli.context import (
     Context,
@@ -65,6 +66,10 @@ def get_machine(ctx: Context) -> Output:
         version = latest_version(ctx.client.list_machines(), name)
     result = ctx.client.get_machine(name, version)
     shown = version if version is not None else 0
+    fmt = getattr(ctx.ns, "format", None)
+    if fmt in diagram.FORMATS:
+        text = diagram.render(result.definition, fmt, f"{name} v{shown}").rstrip("\n")
+        return Output(None, text)
     return Output(result.to_dict(), render.get_machine(name, shown, result, ctx.style))
 
 
@@ -110,6 +115,16 @@ def create_instance(ctx: Context) -> Output:
 def get_instance(ctx: Context) -> Output:
     result = ctx.client.get_instance(ctx.ns.id)
     return Output(result.to_dict(), render.instance(ctx.ns.id, result, ctx.style))
+
+
+def history(ctx: Context) -> Output:
+    ns = ctx.ns
+    words = Positionals(ns.words)
+    instance_id = words.take(ns.instance, "ID (-i/--instance)")
+    words.done()
+    limit = 100 if ns.limit is None else ns.limit
+    result = ctx.client.get_history(instance_id, limit, ns.before_offset)
+    return Output(result.to_dict(), render.history(result, ctx.style))
 
 
 def list_instances(ctx: Context) -> Output:

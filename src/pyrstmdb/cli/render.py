@@ -23,6 +23,7 @@ from pyrstmdb.results import (
     FlushAllResult,
     GetInstanceResult,
     GetMachineResult,
+    HistoryResult,
     ListInstancesResult,
     PutMachineResult,
     SnapshotResult,
@@ -143,6 +144,29 @@ def instance(instance_id: str, result: GetInstanceResult, s: Style) -> str:
     if result.last_event_id is not None:
         lines.append(f"  Last event id: {result.last_event_id}")
     lines.append(f"  Last WAL offset: {result.last_wal_offset}")
+    return "\n".join(lines)
+
+
+def history(result: HistoryResult, s: Style) -> str:
+    """One line per entry, oldest first, with what it did."""
+    lines = [s.bold(f"History of {s.cyan(result.instance_id)}")]
+    if result.truncated:
+        lines.append(s.yellow("  (older entries are not kept)"))
+    if not result.entries:
+        lines.append(s.yellow("  No entries"))
+    for entry in result.entries:
+        kind = entry.get("kind")
+        where = f"  @{entry.get('wal_offset')}"
+        if kind == "created":
+            lines.append(f"{where} {s.green('created')} in {s.yellow(str(entry.get('to_state')))}")
+        elif kind == "deleted":
+            lines.append(f"{where} {s.red('deleted')} (was {entry.get('from_state')})")
+        else:
+            move = f"{entry.get('from_state')} -> {s.yellow(str(entry.get('to_state')))}"
+            line = f"{where} {s.cyan(str(entry.get('event')))}: {move}"
+            if entry.get("payload"):
+                line += f" payload={json.dumps(entry['payload'], ensure_ascii=False)}"
+            lines.append(line)
     return "\n".join(lines)
 
 

@@ -98,9 +98,15 @@ COMMANDS: tuple[Command, ...] = (
             arg("-v", "--version", type=uint),
             arg("name_pos", nargs="?", metavar="NAME"),
             arg("version_pos", nargs="?", metavar="VERSION"),
+            arg(
+                "--format",
+                choices=("text", "mermaid", "dot"),
+                default="text",
+                help="text (default), or the state diagram as Mermaid or Graphviz DOT",
+            ),
         ),
         ("gm",),
-        "get-machine NAME [VERSION]",
+        "get-machine NAME [VERSION] [--format mermaid|dot]",
     ),
     Command("list-machines", "List machines", handlers.list_machines, (), ("lm",), "list-machines"),
     Command(
@@ -125,6 +131,19 @@ COMMANDS: tuple[Command, ...] = (
         (arg("id", metavar="ID"),),
         ("get", "g"),
         "get ID",
+    ),
+    Command(
+        "history",
+        "Show an instance's history (newest entries, oldest first)",
+        handlers.history,
+        (
+            arg("-i", "--instance", metavar="ID"),
+            arg("-l", "--limit", type=uint, help="at most this many entries (default 100)"),
+            arg("--before-offset", type=uint, metavar="OFFSET", help="entries older than this"),
+            WORDS,
+        ),
+        ("h",),
+        "history ID",
     ),
     Command(
         "list-instances",

@@ -37,6 +37,7 @@ from pyrstmdb.results import (
     FlushAllResult,
     GetInstanceResult,
     GetMachineResult,
+    HistoryResult,
     ListInstancesResult,
     ListMachinesResult,
     PutMachineResult,
@@ -193,6 +194,14 @@ class Commands:
     def get_instance(self, instance_id: str) -> Plan[GetInstanceResult]:
         params = {"instance_id": instance_id}
         return GetInstanceResult.from_dict((yield Call(Operation.GET_INSTANCE, params, True)))
+
+    @command
+    def get_history(
+        self, instance_id: str, limit: int = 100, before_offset: int | None = None
+    ) -> Plan[HistoryResult]:
+        """The instance's newest history entries (at most ``limit``, default 100), oldest first."""
+        params = _params(instance_id=instance_id, limit=limit, before_offset=before_offset)
+        return HistoryResult.from_dict((yield Call(Operation.GET_HISTORY, params, True)))
 
     @command
     def list_instances(

@@ -199,6 +199,20 @@ def parse_instance_id(params: Params) -> str:
     return req_str(params, "instance_id")
 
 
+MAX_HISTORY_LIMIT = 1000
+DEFAULT_HISTORY_LIMIT = 100
+
+
+def parse_get_history(params: Params) -> tuple[str, int, int | None]:
+    """GET_HISTORY: ``(instance_id, limit, before_offset)``; ``limit`` is 0..1000."""
+    limit = opt_uint(params, "limit", MAX_HISTORY_LIMIT)
+    return (
+        req_str(params, "instance_id"),
+        DEFAULT_HISTORY_LIMIT if limit is None else limit,
+        opt_uint(params, "before_offset"),
+    )
+
+
 def parse_list_instances(params: Params) -> ListInstances:
     limit = opt_uint(params, "limit", UINT32_MAX)
     offset = opt_uint(params, "offset", UINT32_MAX)

@@ -271,6 +271,9 @@ def _update_create(view: View, record: InstanceCreated, offset: int) -> bool:
         False,
     )
     view.set_instance(_new_instance(Instance, fields))
+    view.add_history(
+        instance_id, (offset, "created", None, None, record.initial_state, None, None, ts)
+    )
     key = record.idempotency_key
     if key is not None:
         scope = ("create", "" if record.auto_id else instance_id, key)
@@ -282,6 +285,8 @@ def _update_event(view: View, record: EventApplied, offset: int) -> bool:
     return _event_values(
         view,
         record.instance_id,
+        record.event,
+        record.payload,
         record.from_state,
         record.to_state,
         record.ctx,
@@ -295,6 +300,8 @@ def _update_event(view: View, record: EventApplied, offset: int) -> bool:
 def _event_values(
     view: View,
     instance_id: str,
+    event: str,
+    payload: dict[str, Any] | None,
     from_state: str,
     to_state: str,
     ctx: dict[str, Any],
@@ -319,6 +326,9 @@ def _event_values(
         instance.deleted,
     )
     view.set_instance(_new_instance(Instance, fields))
+    view.add_history(
+        instance_id, (offset, "event", event, from_state, to_state, payload, event_id, ts)
+    )
     if key is not None:
         view.remember(("apply", instance_id, key), (from_state, to_state, ctx, offset), ts)
     return True
@@ -332,6 +342,8 @@ def _update_delete(view: View, record: InstanceDeleted, offset: int) -> bool:
     view.set_instance(
         instance._replace(deleted=True, ctx={}, last_wal_offset=offset, updated_at=record.ts)
     )
+    entry = (offset, "deleted", None, instance.state, None, None, None, record.ts)
+    view.add_history(instance.id, entry)
     key = record.idempotency_key
     if key is not None:
         view.remember(("delete", instance.id, key), offset, record.ts)
@@ -366,8 +378,20 @@ def replay_entry(view: Any, type_code: int, entry: Any, offset: int, default_ts:
     if type_code == APPLY_EVENT and type(entry) is dict:
         fields = event_fields(entry)
         if fields is not None:
-            instance_id, _event, from_state, to_state, _payload, ctx, event_id, key, ts = fields
-            _event_values(view, instance_id, from_state, to_state, ctx, event_id, key, ts, offset)
+            instance_id, event, from_state, to_state, payload, ctx, event_id, key, ts = fields
+            _event_values(
+                view,
+                instance_id,
+                event,
+                payload,
+                from_state,
+                to_state,
+                ctx,
+                event_id,
+                key,
+                ts,
+                offset,
+            )
             return
     record = from_entry(type_code, entry, default_ts)
     if record is not None:
@@ -376,8 +400,10 @@ def replay_entry(view: Any, type_code: int, entry: Any, offset: int, default_ts:
 
 def apply_event_record(view: View, record: EventApplied, offset: int) -> ApplyEventResult:
     """Apply a decided event (the live fast path; the instance exists)."""
-    instance_id, _event, from_state, to_state, _payload, ctx, event_id, key, ts = record
-    _event_values(view, instance_id, from_state, to_state, ctx, event_id, key, ts, offset)
+    instance_id, event, from_state, to_state, payload, ctx, event_id, key, ts = record
+    _event_values(
+        view, instance_id, event, payload, from_state, to_state, ctx, event_id, key, ts, offset
+    )
     return ApplyEventResult(from_state, to_state, ctx, offset, True, event_id)
 
 

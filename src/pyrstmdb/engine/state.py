@@ -5,6 +5,11 @@ object, so a shallow copy of the dictionaries is a consistent snapshot (used
 by compaction). ``instances`` keeps creation order (dict insertion order; an
 update keeps the key's position), which is the LIST_INSTANCES order (⚑S13).
 
+``history`` keeps, per instance, the last ``history_limit`` entries of its
+audit trail (created, each applied event, deleted) as :data:`HistoryEntry`
+tuples, oldest first; a deleted instance keeps its history. A limit of 0
+keeps none.
+
 ``Staged`` is a copy-on-write overlay used to decide an atomic batch without
 touching the real state. Both offer the same view and mutation methods, so
 ``engine.machine`` works on either.
@@ -14,6 +19,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, NamedTuple, Protocol
 
 from pyrstmdb.engine.definition import MachineDefinition
@@ -33,6 +39,13 @@ class Instance(NamedTuple):
     deleted: bool
 
 
+#: ``(wal_offset, kind, event, from_state, to_state, payload, event_id, ts)``; kind is
+#: ``"created"``, ``"event"`` or ``"deleted"`` and fields that do not apply are ``None``.
+HistoryEntry = tuple[
+    int, str, str | None, str | None, str | None, dict[str, Any] | None, str | None, int
+]
+
+
 class View(Protocol):
     """What deciding a command reads and writes."""
 
@@ -48,17 +61,30 @@ class View(Protocol):
 
     def remember(self, scope: Scope, value: Any, ts: int) -> None: ...
 
+    def add_history(self, instance_id: str, entry: HistoryEntry) -> None: ...
+
 
 class State:
     """The authoritative state; mutated only by ``engine.machine.apply``."""
 
-    __slots__ = ("deleted_count", "idempotency", "instances", "machines")
+    __slots__ = (
+        "deleted_count",
+        "history",
+        "history_limit",
+        "idempotency",
+        "instances",
+        "machines",
+    )
 
-    def __init__(self, idempotency: IdempotencyCache | None = None) -> None:
+    def __init__(
+        self, idempotency: IdempotencyCache | None = None, history_limit: int = 100
+    ) -> None:
         self.machines: dict[str, dict[int, MachineDefinition]] = {}
         self.instances: dict[str, Instance] = {}
         self.idempotency = idempotency if idempotency is not None else IdempotencyCache()
         self.deleted_count = 0
+        self.history_limit = history_limit
+        self.history: dict[str, deque[HistoryEntry]] = {}
 
     # -- view ------------------------------------------------------------------
     def instance(self, instance_id: str) -> Instance | None:
@@ -87,6 +113,24 @@ class State:
     def add_machine(self, definition: MachineDefinition) -> None:
         self.machines.setdefault(definition.name, {})[definition.version] = definition
 
+    def add_history(self, instance_id: str, entry: HistoryEntry) -> None:
+        entries = self.history.get(instance_id)
+        if entries is None:
+            if not self.history_limit:
+                return
+            entries = self.history[instance_id] = deque(maxlen=self.history_limit)
+        entries.append(entry)
+
+    def set_history(self, instance_id: str, entries: list[HistoryEntry]) -> None:
+        """Replace an instance's history (restoring a checkpoint); keeps the newest."""
+        if self.history_limit:
+            self.history[instance_id] = deque(entries, maxlen=self.history_limit)
+
+    def history_of(self, instance_id: str) -> list[HistoryEntry]:
+        """A copy of the instance's kept history, oldest first."""
+        entries = self.history.get(instance_id)
+        return [] if entries is None else list(entries)
+
     # -- queries ---------------------------------------------------------------
     @property
     def live_instances(self) -> int:
@@ -101,6 +145,7 @@ class State:
         removed = (len(self.instances), self.machine_versions)
         self.machines.clear()
         self.instances.clear()
+        self.history.clear()
         self.idempotency.clear()
         self.deleted_count = 0
         return removed
@@ -135,3 +180,6 @@ class Staged:
 
     def remember(self, scope: Scope, value: Any, ts: int) -> None:
         self.remembered[scope] = value
+
+    def add_history(self, instance_id: str, entry: HistoryEntry) -> None:
+        return None  # staged decisions are not history; the real apply records it

@@ -9,7 +9,11 @@
   the newest is kept. Layout::
 
       PYRSTMDB-CHECKPOINT 1 <sha256 hex of body>\\n
-      <body: compact JSON {"offset", "created_at", "machines", "instances", "idempotency"}>
+      <body: compact JSON {"offset", "created_at", "machines", "instances", "idempotency",
+             "history"}>
+
+  (``history``, the kept instance histories, is absent from older checkpoints,
+  which still load.)
 
 * ``snap-<uuid>.snap`` + ``index.json``: SNAPSHOT_INSTANCE's per-instance
   snapshots (pretty JSON, STORAGE §6.3) and the index of the latest one per
@@ -101,6 +105,7 @@ def encode_checkpoint(data: CheckpointData, created_at: int) -> bytes:
             "machines": data.machines,
             "instances": data.instances,
             "idempotency": data.idempotency,
+            "history": data.history or [],
         }
     )
     digest = hashlib.sha256(body).hexdigest().encode("ascii")
@@ -116,8 +121,9 @@ def decode_checkpoint(blob: bytes, path: str) -> CheckpointData:
         raise CorruptionError("checkpoint checksum mismatch", path, len(header) + 1)
     try:
         obj = orjson.loads(body)
+        history = obj.get("history")
         return CheckpointData(
-            int(obj["offset"]), obj["machines"], obj["instances"], obj["idempotency"]
+            int(obj["offset"]), obj["machines"], obj["instances"], obj["idempotency"], history
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise CorruptionError(f"unreadable checkpoint ({err})", path, len(header) + 1) from None

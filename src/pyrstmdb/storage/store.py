@@ -58,6 +58,9 @@ class CheckpointData(NamedTuple):
     machines: list[dict[str, Any]]
     instances: list[list[Any]]
     idempotency: list[list[Any]]
+    #: ``[instance_id, [entry fields, ...]]`` per instance; ``None`` in checkpoints
+    #: written before instance history existed
+    history: list[list[Any]] | None = None
 
 
 class Store(Protocol):

@@ -1,4 +1,5 @@
-"""CREATE_INSTANCE, GET_INSTANCE, LIST_INSTANCES, DELETE_INSTANCE, APPLY_EVENT and BATCH.
+"""CREATE_INSTANCE, GET_INSTANCE, LIST_INSTANCES, DELETE_INSTANCE, APPLY_EVENT, BATCH
+and GET_HISTORY.
 
 Params are parsed by :mod:`pyrstmdb.engine.commands` (``BadRequest`` naming the
 field); the Core decides and raises the semantic errors. A write's response is
@@ -13,6 +14,7 @@ from pyrstmdb.engine.commands import (
     parse_batch,
     parse_create_instance,
     parse_delete_instance,
+    parse_get_history,
     parse_instance_id,
     parse_list_instances,
 )
@@ -26,6 +28,10 @@ def create_instance(ctx: Context, params: Params) -> Reply:
 
 def get_instance(ctx: Context, params: Params) -> Reply:
     return durable(ctx, ctx.core.get_instance(parse_instance_id(params)))
+
+
+def get_history(ctx: Context, params: Params) -> Reply:
+    return durable(ctx, ctx.core.get_history(*parse_get_history(params)))
 
 
 def list_instances(ctx: Context, params: Params) -> Reply:
@@ -52,4 +58,5 @@ HANDLERS: dict[Operation, Handler] = {
     Operation.DELETE_INSTANCE: delete_instance,
     Operation.APPLY_EVENT: apply_event,
     Operation.BATCH: batch,
+    Operation.GET_HISTORY: get_history,
 }

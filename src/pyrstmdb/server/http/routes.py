@@ -11,12 +11,14 @@ event becomes ``expected_wal_offset``, and instance reads carry
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import Response
 
+from pyrstmdb import diagram
+from pyrstmdb.engine.commands import MAX_HISTORY_LIMIT
 from pyrstmdb.errors import BadRequest
 from pyrstmdb.protocol import Operation
 from pyrstmdb.server.http import models
@@ -40,6 +42,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 MachineName = Annotated[str, Path(description="Machine name")]
 Version = Annotated[int, Path(ge=0, le=models.UINT32_MAX, description="Machine version")]
 InstanceId = Annotated[str, Path(description="Instance id")]
+DiagramFormat = Literal["mermaid", "dot"]
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", description="The operation's idempotency_key")
 ]
@@ -114,6 +117,33 @@ async def get_machine(request: Request, machine: MachineName, version: Version) 
     """A machine version's normalized definition and checksum (GET_MACHINE)."""
     params = {"machine": machine, "version": version}
     return json(await gateway(request).call(Operation.GET_MACHINE, params))
+
+
+@router.get(
+    "/v1/machines/{machine}/versions/{version}/diagram",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The state diagram as Mermaid or Graphviz DOT text",
+            "content": {
+                media: {"schema": {"type": "string"}} for media in diagram.FORMATS.values()
+            },
+        },
+        **ERRORS,
+    },
+    tags=["machines"],
+)
+async def machine_diagram(
+    request: Request,
+    machine: MachineName,
+    version: Version,
+    fmt: Annotated[DiagramFormat, Query(alias="format", description="mermaid or dot")] = "mermaid",
+) -> Response:
+    """A machine version's state diagram as text (states, initial marked, labelled edges)."""
+    params = {"machine": machine, "version": version}
+    result = await gateway(request).call(Operation.GET_MACHINE, params)
+    text = diagram.render(result["definition"], fmt, f"{machine} v{version}")
+    return Response(text, 200, media_type=diagram.FORMATS[fmt])
 
 
 # -- instances ----------------------------------------------------------------------------
@@ -205,6 +235,25 @@ async def apply_event(
         params["expected_wal_offset"] = expected
     result = await gateway(request).call(Operation.APPLY_EVENT, params)
     return json(result, etag=int(result["wal_offset"]))
+
+
+@router.get(
+    "/v1/instances/{instance_id}/history",
+    response_model=models.History,
+    responses=ERRORS,
+    tags=["instances"],
+)
+async def get_history(
+    request: Request,
+    instance_id: InstanceId,
+    limit: Annotated[int, Query(ge=0, le=MAX_HISTORY_LIMIT)] = 100,
+    before_offset: Annotated[int | None, Query(ge=0, le=models.UINT64_MAX)] = None,
+) -> Response:
+    """The instance's newest history entries, oldest first (GET_HISTORY); also after delete."""
+    params: dict[str, Any] = {"instance_id": instance_id, "limit": limit}
+    if before_offset is not None:
+        params["before_offset"] = before_offset
+    return json(await gateway(request).call(Operation.GET_HISTORY, params))
 
 
 @router.post(
