@@ -20,6 +20,7 @@ ORDER = {
         {"from": "shipped", "event": "DELIVER", "to": "delivered"},
         {"from": ["created", "paid"], "event": "CANCEL", "to": "cancelled"},
         {"from": "shipped", "event": "PING", "to": "shipped"},
+        {"from": "created", "event": "QUOTE", "to": "created"},
     ],
 }
 
@@ -85,7 +86,7 @@ def test_machine_instance_and_events_flow(
     expect(page.locator("#instance-diagram g.node.current")).to_have_attribute(
         "data-state", "created"
     )
-    assert _buttons(page) == ["PAY", "CANCEL"]
+    assert _buttons(page) == ["PAY", "CANCEL", "QUOTE"]
     expect(page.locator("#history li")).to_have_count(1)
     shots("instance-created")
 
@@ -96,13 +97,18 @@ def test_machine_instance_and_events_flow(
     assert _current(page) == "created"
     shots("guard-failed")
 
+    # Guards see the ctx before the payload merges: QUOTE (a self-transition) sets it.
     page.fill("#event-payload", '{"amount": 25}')
+    page.locator("#event-buttons button[data-event=QUOTE]").click()
+    expect(page.locator("#apply-result .alert.ok")).to_contain_text("created → created")
+    expect(page.locator("#ctx")).to_contain_text('"amount": 25')
+    page.fill("#event-payload", "")
     page.locator("#event-buttons button[data-event=PAY]").click()
     expect(page.locator("#instance-diagram g.node.current")).to_have_attribute("data-state", "paid")
     expect(page.locator("#apply-result .alert.ok")).to_contain_text("created → paid")
     assert _buttons(page) == ["SHIP", "CANCEL"]
     expect(page.locator("#ctx")).to_contain_text('"amount": 25')
-    expect(page.locator("#history li")).to_have_count(2)
+    expect(page.locator("#history li")).to_have_count(3)
     shots("after-pay")
 
     # Another client moves the instance: the page follows without a reload.
@@ -111,7 +117,7 @@ def test_machine_instance_and_events_flow(
     expect(page.locator("#instance-diagram g.node.current")).to_have_attribute(
         "data-state", "shipped"
     )
-    expect(page.locator("#history li")).to_have_count(3)
+    expect(page.locator("#history li")).to_have_count(4)
     expect(page.locator("#history li").first).to_contain_text("SHIP")
     assert _buttons(page) == ["DELIVER", "PING"]
     expect(page.locator("#ctx")).to_contain_text('"carrier": "ups"')

@@ -17,25 +17,24 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.params import Depends
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.core import Core
 from pyrstmdb.diagram_layout import layout
 from pyrstmdb.engine.commands import ListInstances
-from pyrstmdb.errors import BadRequest
 from pyrstmdb.results import InstanceSummary
+from pyrstmdb.server.http.routes import ERRORS
 
 UINT32_MAX = 2**32 - 1
 LAYOUT_CACHE_SIZE = 256
 _ALL = UINT32_MAX
 
 Version = Annotated[int, Query(ge=0, le=UINT32_MAX)]
+PathVersion = Annotated[int, Path(ge=0, le=UINT32_MAX)]
 
 
 class StateBox(BaseModel):
@@ -149,17 +148,14 @@ def _summary(item: InstanceSummary) -> InstanceItem:
     )
 
 
-def console_router(
-    core: Core, waiter: DurabilityWaiter, dependencies: Sequence[Depends] = ()
-) -> APIRouter:
-    """The console's routes over ``core``; ``dependencies`` typically checks auth."""
+def console_router(core: Core, waiter: DurabilityWaiter) -> APIRouter:
+    """The console's routes over ``core`` (the app's middleware checks the token)."""
     reads = _Reads(core, waiter)
-    router = APIRouter(prefix="/v1/console", tags=["console"], dependencies=list(dependencies))
+    router = APIRouter(prefix="/v1/console", tags=["console"], responses=ERRORS)
 
     @router.get("/machines/{machine}/versions/{version}/layout", response_model=DiagramLayout)
-    async def machine_layout(machine: str, version: int) -> DiagramLayout:
+    async def machine_layout(machine: str, version: PathVersion) -> DiagramLayout:
         """The state diagram of a machine version, laid out (nodes and edge polylines)."""
-        _check_version(version)
         definition, checksum = await reads.definition(machine, version)
         drawing = await reads.layouts.get(checksum, definition)
         return DiagramLayout.model_validate(
@@ -167,9 +163,8 @@ def console_router(
         )
 
     @router.get("/machines/{machine}/versions/{version}/counts", response_model=StateCounts)
-    async def state_counts(machine: str, version: int) -> StateCounts:
+    async def state_counts(machine: str, version: PathVersion) -> StateCounts:
         """How many live instances of a machine version sit in each of its states."""
-        _check_version(version)
         definition, _ = await reads.definition(machine, version)
         counts = dict.fromkeys(definition["states"], 0)
         for item in await reads.instances(machine, None):
@@ -200,8 +195,3 @@ def console_router(
         )
 
     return router
-
-
-def _check_version(version: int) -> None:
-    if not 0 <= version <= UINT32_MAX:
-        raise BadRequest(f"invalid request: version must be 0..{UINT32_MAX}")

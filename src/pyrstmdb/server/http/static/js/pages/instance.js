@@ -118,6 +118,8 @@ export async function render(view, _params, id) {
         return;
       }
       if (type !== "transition" || data.wal_offset <= model.offset) return;
+      // A change made elsewhere: an earlier "applied" note no longer describes the state.
+      if (outcome.querySelector(".alert.ok")) outcome.replaceChildren();
       Object.assign(model, { state: data.to_state, offset: data.wal_offset });
       if (data.ctx) model.ctx = data.ctx;
       diagram.flash(data.event, data.from_state);
