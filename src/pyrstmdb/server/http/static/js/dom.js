@@ -36,8 +36,28 @@ export function clear(el) {
   return el;
 }
 
-export function json(value) {
-  return JSON.stringify(value, null, 2);
+const INLINE_WIDTH = 96;
+
+/** One-line JSON with a space after each comma and colon (string contents untouched). */
+function inline(value) {
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(inline).join(", ")}]`;
+  return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${inline(v)}`).join(", ")}}`;
+}
+
+/** Indented JSON where an array or object that fits on one line stays on one line. */
+export function json(value, indent = "") {
+  if (value === undefined) return undefined;
+  const flat = inline(value);
+  if (value === null || typeof value !== "object" || flat.length + indent.length <= INLINE_WIDTH) {
+    return flat;
+  }
+  const inner = indent + "  ";
+  const items = Array.isArray(value)
+    ? value.map((v) => inner + json(v, inner))
+    : Object.entries(value).map(([k, v]) => `${inner}${JSON.stringify(k)}: ${json(v, inner)}`);
+  const [open, close] = Array.isArray(value) ? ["[", "]"] : ["{", "}"];
+  return items.length ? `${open}\n${items.join(",\n")}\n${indent}${close}` : open + close;
 }
 
 /** A <pre> with syntax-coloured JSON (built from text nodes, never innerHTML). */

@@ -23,7 +23,6 @@ export async function render(view) {
           versions.map((v) => h("a.chip", { href: `#/machines/${enc(machine)}/${v}` }, `v${v}`)),
         ),
       ),
-      h("td.num", String(versions.length)),
       h(
         "td.actions",
         h("a.button", { href: `#/instances?machine=${enc(machine)}` }, "Instances"),
@@ -36,7 +35,7 @@ export async function render(view) {
       null,
       h(
         "table.table#machines-table",
-        h("thead", h("tr", h("th", "Machine"), h("th", "Versions"), h("th.num", "Count"), h("th"))),
+        h("thead", h("tr", h("th", "Machine"), h("th", "Versions"), h("th"))),
         h("tbody", rows),
       ),
     ),
