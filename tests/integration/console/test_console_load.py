@@ -30,16 +30,23 @@ PROBE = """() => {
 }"""
 
 
-def _write(server: ConsoleServer) -> dict[str, float]:
-    done = subprocess.run(
+def _start_writer(server: ConsoleServer) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, str(WRITER), server.rcp_address, str(RATE), str(SECONDS)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
-        timeout=SECONDS + 60,
-        check=True,
     )
-    result: dict[str, float] = json.loads(done.stdout)
+
+
+def _result(writer: subprocess.Popen[str]) -> dict[str, float]:
+    out, _ = writer.communicate(timeout=SECONDS + 60)
+    assert writer.returncode == 0, out
+    result: dict[str, float] = json.loads(out)
     return result
+
+
+def _write(server: ConsoleServer) -> dict[str, float]:
+    return _result(_start_writer(server))
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -60,7 +67,11 @@ def test_live_tail_keeps_up_with_5000_events_per_second(
     busy = page.locator("#display-mode")
     page.wait_for_timeout(1100)
     busy_before = float(busy.get_attribute("data-busy-ms") or 0)
-    loaded = _write(console_server)
+    writer = _start_writer(console_server)
+    page.wait_for_timeout(SECONDS * 500)
+    # Mid-run the page says it samples (more events than a frame shows).
+    expect(page.locator("#display-mode")).to_contain_text("sampling")
+    loaded = _result(writer)
     page.wait_for_timeout(1100)
     busy_ms = float(busy.get_attribute("data-busy-ms") or 0) - busy_before
     perf = page.evaluate("() => { clearInterval(window.__perf.timer); return window.__perf; }")
@@ -85,12 +96,12 @@ def test_live_tail_keeps_up_with_5000_events_per_second(
     (shots.folder / "load.json").write_text(json.dumps(report, indent=2))
     print("console load:", report)
     assert loaded["rate"] >= 0.8 * baseline["rate"], report
-    # The page's own work (reading the stream, counting, drawing) is a small share of
-    # its main thread; frame gaps and task delays also include the CPU the server, the
-    # writer and anything else on the machine take, hence the wider bounds.
+    # The page's own script work (reading the stream, counting, drawing) is a small
+    # share of its main thread, frames keep coming and queued tasks (as input would be)
+    # start within a frame or a few.
     assert report["page_busy_share"] < 0.25, report
-    assert report["frame_ms_p95"] < 250, report
-    assert report["task_lag_ms_p95"] < 250, report
+    assert report["frame_ms_p95"] < 100, report
+    assert report["task_lag_ms_p95"] < 100, report
     assert report["task_lag_ms_max"] < 1000, report
     # The page kept rendering frames through the 10 s (not frozen).
     assert len(frames) >= SECONDS * 10, report
