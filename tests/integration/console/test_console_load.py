@@ -111,3 +111,28 @@ def test_live_tail_keeps_up_with_5000_events_per_second(
     page.click("#pause")
     expect(page.locator("#pause")).to_have_text("Resume")
     assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_machine_page_stays_responsive_under_load(
+    page: Page, console_server: ConsoleServer, shots: Shots
+) -> None:
+    _write(console_server)  # creates the machine and its 100 instances
+    page.goto(console_server.url + "/#/machines/ticker/1")
+    expect(page.locator(".live[data-status=open]")).to_be_visible()
+    page.evaluate(PROBE)
+    _write(console_server)
+    perf = page.evaluate("() => { clearInterval(window.__perf.timer); return window.__perf; }")
+    shots("machine-under-load", full_page=False)
+    expect(page.locator("#instance-total")).to_have_text("100")
+    frames, lags = perf["frames"][5:], perf["lags"]
+    report = {
+        "frame_ms_p95": round(_percentile(frames, 0.95), 1),
+        "task_lag_ms_p95": round(_percentile(lags, 0.95), 1),
+        "task_lag_ms_max": round(max(lags), 1),
+    }
+    print("machine page load:", report)
+    assert report["frame_ms_p95"] < 100, report
+    assert report["task_lag_ms_p95"] < 100, report
+    assert report["task_lag_ms_max"] < 1000, report

@@ -57,3 +57,32 @@ export function liveDot(label = "live") {
     },
   };
 }
+
+/**
+ * A function that runs `fn` on an animation frame, at most once every `ms`,
+ * however often it is called (live streams can bring thousands of updates a second).
+ */
+export function throttled(fn, ms = 250) {
+  let last = 0;
+  let timer = 0;
+  let frame = 0;
+  const run = () => {
+    frame = 0;
+    last = performance.now();
+    fn();
+  };
+  const call = () => {
+    if (timer || frame) return;
+    const wait = Math.max(0, last + ms - performance.now());
+    timer = setTimeout(() => {
+      timer = 0;
+      frame = requestAnimationFrame(run);
+    }, wait);
+  };
+  call.cancel = () => {
+    clearTimeout(timer);
+    cancelAnimationFrame(frame);
+    timer = frame = 0;
+  };
+  return call;
+}

@@ -2,7 +2,16 @@
 import { get, post, query } from "../api.js";
 import { empty, enc, errorBox, fmtTime, h, jsonBlock, parseJson } from "../dom.js";
 import { openStream } from "../sse.js";
-import { allowedEvents, card, liveDot, loadDiagram, machinePath, pageHeader, statePill } from "./common.js";
+import {
+  allowedEvents,
+  card,
+  liveDot,
+  loadDiagram,
+  machinePath,
+  pageHeader,
+  statePill,
+  throttled,
+} from "./common.js";
 
 const HISTORY_LIMIT = 100;
 
@@ -110,6 +119,13 @@ export async function render(view, _params, id) {
     }
   };
 
+  let lastLive = null;
+  const showLive = throttled(() => {
+    if (lastLive) diagram.flash(lastLive.event, lastLive.from_state);
+    showState();
+    loadHistory();
+  });
+
   const stream = openStream(`${path}/events/stream${query({ include_ctx: true })}`, {
     onEvent(type, data) {
       if (type === "notice") {
@@ -122,9 +138,8 @@ export async function render(view, _params, id) {
       if (outcome.querySelector(".alert.ok")) outcome.replaceChildren();
       Object.assign(model, { state: data.to_state, offset: data.wal_offset });
       if (data.ctx) model.ctx = data.ctx;
-      diagram.flash(data.event, data.from_state);
-      showState();
-      loadHistory();
+      lastLive = data;
+      showLive();
     },
     onStatus: live.set,
   });
@@ -152,7 +167,10 @@ export async function render(view, _params, id) {
   );
   showState();
   loadHistory();
-  return () => stream.close();
+  return () => {
+    stream.close();
+    showLive.cancel();
+  };
 }
 
 function historyItem(e) {

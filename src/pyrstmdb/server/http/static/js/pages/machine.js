@@ -3,7 +3,7 @@ import { get, query } from "../api.js";
 import { go } from "../app.js";
 import { enc, h, jsonBlock } from "../dom.js";
 import { openStream } from "../sse.js";
-import { card, liveDot, loadDiagram, machineList, machinePath, pageHeader } from "./common.js";
+import { card, liveDot, loadDiagram, machineList, machinePath, pageHeader, throttled } from "./common.js";
 
 const RESYNC_MS = 400;
 const POLL_MS = 5000;
@@ -41,6 +41,12 @@ export async function render(view, _params, name, versionText) {
     diagram.setCounts(counts);
   };
   renderCounts();
+  const flashes = new Map();
+  const paint = throttled(() => {
+    renderCounts();
+    for (const [event, from] of flashes) diagram.flash(event, from);
+    flashes.clear();
+  });
 
   let timer = null;
   const resync = () => {
@@ -61,8 +67,8 @@ export async function render(view, _params, name, versionText) {
       if (type !== "transition" || data.version !== version) return;
       counts[data.from_state] = Math.max(0, (counts[data.from_state] || 0) - 1);
       counts[data.to_state] = (counts[data.to_state] || 0) + 1;
-      diagram.flash(data.event, data.from_state);
-      renderCounts();
+      flashes.set(data.event, data.from_state);
+      paint();
       resync();
     },
     onStatus: live.set,
@@ -102,6 +108,7 @@ export async function render(view, _params, name, versionText) {
   );
   return () => {
     stream.close();
+    paint.cancel();
     clearInterval(poll);
     clearTimeout(timer);
   };
