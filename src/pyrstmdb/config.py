@@ -40,6 +40,7 @@ YAML key                           Environment variable              Default
 ``metrics.bind_addr``              ``RSTMDB_METRICS_BIND``           ``0.0.0.0:9090``
 ``http.enabled``                   ``RSTMDB_HTTP_ENABLED``           ``true``
 ``http.bind_addr``                 ``RSTMDB_HTTP_BIND``              ``127.0.0.1:7402``
+``http.sse_keepalive_secs``        ``RSTMDB_HTTP_SSE_KEEPALIVE``     ``15`` (1..15)
 ``logging.level``                  ``RSTMDB_LOG_LEVEL``, ``RUST_LOG``  ``info``
 ``logging.format``                 ``RSTMDB_LOG_FORMAT``             ``json``
 ``subscriptions.buffer_events``    ``RSTMDB_SUBSCRIPTION_BUFFER``    ``1024`` (≥ 1)
@@ -210,6 +211,7 @@ class HttpConfig:
     enabled: bool = True
     bind_host: str = "127.0.0.1"
     bind_port: int = 7402
+    sse_keepalive_secs: int = 15
 
     @property
     def bind_addr(self) -> str:
@@ -538,6 +540,7 @@ _KEYS: dict[str, _Key] = {
     "metrics.bind_addr": _Key(_yaml_address, _env_address, _ADDRESS_FIELDS),
     "http.enabled": _BOOL,
     "http.bind_addr": _Key(_yaml_address, _env_address, _ADDRESS_FIELDS),
+    "http.sse_keepalive_secs": _int_key(1, 15),
     "logging.level": _Key(_yaml_level, _env_level),
     "logging.format": _Key(_yaml_format, _env_format),
     "subscriptions.buffer_events": _int_key(1),
@@ -581,6 +584,7 @@ _ENV: tuple[_EnvVar, ...] = (
     _EnvVar("RSTMDB_METRICS_BIND", "metrics.bind_addr"),
     _EnvVar("RSTMDB_HTTP_ENABLED", "http.enabled"),
     _EnvVar("RSTMDB_HTTP_BIND", "http.bind_addr"),
+    _EnvVar("RSTMDB_HTTP_SSE_KEEPALIVE", "http.sse_keepalive_secs"),
     _EnvVar("RUST_LOG", "logging.level", parse=_env_rust_log),
     _EnvVar("RSTMDB_LOG_LEVEL", "logging.level"),
     _EnvVar("RSTMDB_LOG_FORMAT", "logging.format"),

@@ -34,7 +34,11 @@ def open_http(
     loop = asyncio.get_running_loop()
     gateway = Gateway(core, waiter, settings, hub, loop)
     app = build_app(
-        gateway, hub, auth_required=config.auth.required, token_hashes=config.auth.token_hashes
+        gateway,
+        hub,
+        auth_required=config.auth.required,
+        token_hashes=config.auth.token_hashes,
+        keepalive_secs=float(config.http.sse_keepalive_secs),
     )
     sock = bind_socket(config.http.bind_host, config.http.bind_port)
     return HttpServer(app, sock, context)

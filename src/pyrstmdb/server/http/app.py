@@ -18,8 +18,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -83,10 +84,16 @@ def build_app(
     app.state.keepalive_secs = keepalive_secs
     app.state.streams = set[EventStream]()
     errors.install(app)
-    app.include_router(routes.router)
-    app.include_router(streams.router)
-    app.include_router(_system_router())
-    app.include_router(console_api.console_router(gateway.core, gateway.waiter))
+    system = _system_router()
+    console = console_api.console_router(gateway.core, gateway.waiter)
+    for router in (routes.router, streams.router, system, console):
+        app.include_router(router)
+    app.state.route_methods = [
+        (route.path_regex, set(route.methods or ()))
+        for router in (routes.router, streams.router, system, console)
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
     app.mount(DOCS_ASSETS, StaticFiles(directory=_docs_assets()), name="docs-assets")
     app.router.default = _Console(static_dir)
     app.add_middleware(BearerAuth, required=auth_required, token_hashes=token_hashes)
@@ -94,9 +101,7 @@ def build_app(
     return app
 
 
-def _system_router() -> Any:
-    from fastapi import APIRouter
-
+def _system_router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/health", response_model=models.Health, tags=["system"])

@@ -11,6 +11,7 @@ log only) into that JSON object; nothing becomes an HTML page.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -111,13 +112,24 @@ async def _on_http(request: Request, exc: Exception) -> Response:
         message = f"not found: no route {request.method} {request.url.path}"
         return error_response(404, ErrorCode.NOT_FOUND, message, headers=headers)
     if exc.status_code == 405:
-        allowed = headers.get("Allow", headers.get("allow", ""))
+        allowed = _allowed(request) or headers.get("Allow", headers.get("allow", ""))
+        headers["Allow"] = allowed
         message = f"method {request.method} not allowed on {request.url.path} (allowed: {allowed})"
         return error_response(405, ErrorCode.BAD_REQUEST, message, {"allow": allowed}, headers)
     if exc.status_code == 413:
         return error_response(413, ErrorCode.BAD_REQUEST, str(exc.detail), headers=headers)
     code = ErrorCode.INTERNAL_ERROR if exc.status_code >= 500 else ErrorCode.BAD_REQUEST
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route of this path accepts (Starlette names only the first route's)."""
+    table: list[tuple[re.Pattern[str], set[str]]] = getattr(request.app.state, "route_methods", [])
+    methods: set[str] = set()
+    for pattern, route_methods in table:
+        if pattern.match(request.url.path):
+            methods.update(route_methods)
+    return ", ".join(sorted(methods))
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
