@@ -25,13 +25,11 @@ from pydantic import BaseModel, Field
 from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.core import Core
 from pyrstmdb.diagram_layout import layout
-from pyrstmdb.engine.commands import ListInstances
-from pyrstmdb.results import InstanceSummary
+from pyrstmdb.engine.state import Instance
 from pyrstmdb.server.http.routes import ERRORS
 
 UINT32_MAX = 2**32 - 1
 LAYOUT_CACHE_SIZE = 256
-_ALL = UINT32_MAX
 
 Version = Annotated[int, Query(ge=0, le=UINT32_MAX)]
 PathVersion = Annotated[int, Path(ge=0, le=UINT32_MAX)]
@@ -129,14 +127,46 @@ class _Reads:
         await self.waiter.visible(offset)
         return result.definition, result.checksum
 
-    async def instances(self, machine: str | None, state: str | None) -> list[InstanceSummary]:
-        query = ListInstances(machine=machine, state=state, limit=_ALL, offset=0)
-        result, offset = self.core.list_instances(query)
+    async def instances(self) -> list[Instance]:
+        """Every instance as of now, once all of it is durable.
+
+        Copying the values is one step under the GIL, so the loop is held for a
+        copy only; callers filter and count the copy in a worker thread.
+        """
+        items = list(self.core.state.instances.values())
+        _, offset = self.core.list_machines()  # waits for everything written so far
         await self.waiter.visible(offset)
-        return result.instances
+        return items
 
 
-def _summary(item: InstanceSummary) -> InstanceItem:
+def count_states(
+    items: list[Instance], machine: str, version: int, states: list[str]
+) -> dict[str, int]:
+    """Live instances of one machine version per state (every state listed, in order)."""
+    counts = dict.fromkeys(states, 0)
+    for i in items:
+        if i.machine == machine and i.version == version and not i.deleted:
+            counts[i.state] = counts.get(i.state, 0) + 1
+    return counts
+
+
+def select(
+    items: list[Instance], machine: str | None, version: int | None, state: str | None
+) -> list[Instance]:
+    """Live instances matching the filters given, most recently changed first."""
+    found = [
+        i
+        for i in items
+        if not i.deleted
+        and (machine is None or i.machine == machine)
+        and (version is None or i.version == version)
+        and (state is None or i.state == state)
+    ]
+    found.sort(key=lambda i: i.updated_at, reverse=True)
+    return found
+
+
+def _summary(item: Instance) -> InstanceItem:
     return InstanceItem(
         id=item.id,
         machine=item.machine,
@@ -166,10 +196,10 @@ def console_router(core: Core, waiter: DurabilityWaiter) -> APIRouter:
     async def state_counts(machine: str, version: PathVersion) -> StateCounts:
         """How many live instances of a machine version sit in each of its states."""
         definition, _ = await reads.definition(machine, version)
-        counts = dict.fromkeys(definition["states"], 0)
-        for item in await reads.instances(machine, None):
-            if item.version == version:
-                counts[item.state] = counts.get(item.state, 0) + 1
+        items = await reads.instances()
+        counts = await asyncio.to_thread(
+            count_states, items, machine, version, definition["states"]
+        )
         return StateCounts(
             machine=machine, version=version, states=counts, total=sum(counts.values())
         )
@@ -183,10 +213,8 @@ def console_router(core: Core, waiter: DurabilityWaiter) -> APIRouter:
         offset: Annotated[int, Query(ge=0, le=UINT32_MAX)] = 0,
     ) -> InstancePage:
         """LIST_INSTANCES with a version filter too; newest changes first."""
-        items = await reads.instances(machine or None, state or None)
-        if version is not None:
-            items = [i for i in items if i.version == version]
-        items.sort(key=lambda i: i.updated_at, reverse=True)
+        everything = await reads.instances()
+        items = await asyncio.to_thread(select, everything, machine or None, version, state or None)
         page = items[offset : offset + limit]
         return InstancePage(
             instances=[_summary(i) for i in page],
