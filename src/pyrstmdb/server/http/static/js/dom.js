@@ -128,7 +128,8 @@ export function parseJson(text, { allowEmpty = false } = {}) {
 
 export function errorBox(err) {
   const code = err && err.code ? h("span.code", err.code) : null;
-  return h("div.alert.error", { role: "alert" }, code, h("span", err.message || String(err)));
+  const message = (err && err.message) || String(err);
+  return h("div.alert.error", { role: "alert" }, code, h("span", message.replace(/^core error: /, "")));
 }
 
 export function empty(text) {
