@@ -42,8 +42,8 @@ test: $(STAMP) chromium
 	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench setup.py
-	$(VENV)/bin/ruff format --check src tests bench setup.py
+	$(VENV)/bin/ruff check src tests bench scripts setup.py
+	$(VENV)/bin/ruff format --check src tests bench scripts setup.py
 	$(VENV)/bin/mypy
 
 # Renders docs/console.png (the README's screenshot) from a server filled with demo data.
