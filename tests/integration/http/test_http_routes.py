@@ -14,7 +14,9 @@ def create(api: httpx.Client, instance_id: str, amount: int = 10) -> httpx.Respo
 
 
 def test_health_and_machines(api: httpx.Client) -> None:
-    assert api.get("/health").json() == {"status": "ok"}
+    health = api.get("/health")
+    assert health.json() == {"status": "ok"}
+    assert health.headers["date"].endswith(" GMT") and "server" not in health.headers
     assert api.get("/v1/machines").json() == {"items": [{"machine": "order", "versions": [1]}]}
     again = api.put("/v1/machines/order/versions/1", json=ORDER)
     assert again.status_code == 200 and again.json()["created"] is False

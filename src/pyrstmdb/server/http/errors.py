@@ -75,18 +75,64 @@ def from_error(err: RstmdbError) -> Response:
     return Response(body, status, headers=headers, media_type="application/json")
 
 
+_EXPECTED = {
+    "dict_type": "a JSON object",
+    "model_type": "a JSON object",
+    "model_attributes_type": "a JSON object",
+    "int_type": "an unsigned integer",
+    "int_parsing": "an unsigned integer",
+    "int_from_float": "an unsigned integer",
+    "greater_than_equal": "an unsigned integer",
+    "less_than_equal": "an integer in range",
+    "string_type": "a string",
+    "bool_type": "a boolean",
+    "bool_parsing": "a boolean",
+    "list_type": "an array",
+}
+_LOCATIONS = frozenset({"body", "query", "path", "header"})
+
+
+def _field(location: tuple[Any, ...]) -> str:
+    """The offending field as RCP names it (``initial_ctx``, ``ops[2].op``), or ``""``."""
+    parts = [part for part in location if part not in _LOCATIONS or location.index(part) > 0]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _problem(item: Mapping[str, Any]) -> str:
+    """One validation failure in the words RCP uses for the same mistake."""
+    kind = str(item.get("type", ""))
+    field = _field(tuple(item.get("loc", ())))
+    if kind == "json_invalid":
+        return f"invalid request: malformed JSON ({item.get('msg', 'invalid')})"
+    if kind == "missing":
+        return f"invalid request: missing {field or 'body'}"
+    if kind == "extra_forbidden":
+        return f"invalid request: unknown field {field}"
+    expected = _EXPECTED.get(kind)
+    if expected is not None:
+        return f"invalid request: {field or 'body'} must be {expected}"
+    return f"invalid request: {field or 'body'}: {item.get('msg', 'invalid')}"
+
+
 def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     problems = []
     for item in exc.errors():
         location = ".".join(str(part) for part in item.get("loc", ()))
         problems.append({"location": location, "problem": str(item.get("msg", "invalid"))})
-    return {"errors": problems}
+    details: dict[str, Any] = {"errors": problems}
+    if exc.errors():
+        field = _field(tuple(exc.errors()[0].get("loc", ())))
+        if field:
+            details["field"] = field
+    return details
 
 
-def _validation_message(details: dict[str, Any]) -> str:
-    first = details["errors"][0] if details["errors"] else {"location": "", "problem": "invalid"}
-    where = f" at {first['location']}" if first["location"] else ""
-    return f"invalid request{where}: {first['problem']}"
+def _validation_message(exc: RequestValidationError) -> str:
+    errors = exc.errors()
+    return _problem(errors[0]) if errors else "invalid request"
 
 
 async def _on_rstmdb_error(request: Request, exc: Exception) -> Response:
@@ -97,7 +143,7 @@ async def _on_rstmdb_error(request: Request, exc: Exception) -> Response:
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     details = _validation_details(exc)
-    message = _validation_message(details)
+    message = _validation_message(exc)
     content_type = request.headers.get("content-type", "")
     on_body = any(item["location"].startswith("body") for item in details["errors"])
     if on_body and "json" not in content_type.lower():

@@ -63,14 +63,13 @@ class ApplyEventBody(StrictBody):
     event_id: str | None = None
 
 
-class BatchOpBody(StrictBody):
-    op: Literal["CREATE_INSTANCE", "APPLY_EVENT", "DELETE_INSTANCE"]
-    params: JsonObject
-
-
 class BatchBody(StrictBody):
+    """Up to 100 ops ``{"op": "CREATE_INSTANCE" | "APPLY_EVENT" | "DELETE_INSTANCE",
+    "params": {...}}``; as on RCP, a malformed op fails on its own (``best_effort``) or fails
+    the batch naming its index (``atomic``)."""
+
     mode: Literal["atomic", "best_effort"] = "best_effort"
-    ops: list[BatchOpBody]
+    ops: list[Any]
 
 
 class CompactBody(StrictBody):
