@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 
 import httpx
+from console_harness import ConsoleServer, start_console_server
 
-from conftest import ConsoleServer, start_console_server
 from pyrstmdb.client.sync import Client
 
 MACHINE = {

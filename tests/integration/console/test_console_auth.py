@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from console_harness import Shots, start_console_server
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import Shots, start_console_server
 from pyrstmdb.client.sync import Client
 
 TOKEN = "console-secret-token"

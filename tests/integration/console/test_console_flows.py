@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from console_harness import ConsoleServer, Shots
 from playwright.sync_api import Page, expect
 
-from conftest import ConsoleServer, Shots
 from pyrstmdb.client.sync import Client
 from pyrstmdb.engine.definition import compile_definition
 

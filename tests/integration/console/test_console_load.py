@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from console_harness import ConsoleServer, Shots
 from playwright.sync_api import Page, expect
-
-from conftest import ConsoleServer, Shots
 
 RATE = 5000
 SECONDS = 10.0
