@@ -8,13 +8,16 @@ NATIVE_SRC := $(shell sed -n 's/^ *"\(pyrstmdb[.a-z_]*\)",$$/src.\1/p' src/pyrst
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py src/pyrstmdb/_native.py $(NATIVE_SRC) | sha1sum | cut -c1-12)
 RSTMDB_BIND ?= 127.0.0.1:7401
 RSTMDB_DATA ?= ./data
-export RSTMDB_BIND RSTMDB_DATA
+RSTMDB_HTTP_BIND ?= 127.0.0.1:7402
+export RSTMDB_BIND RSTMDB_DATA RSTMDB_HTTP_BIND
+# The web console's tests drive Debian's chromium (headless).
+CHROMIUM ?= /usr/bin/chromium
 
 # The cluster tests start a real PostgreSQL from Debian's package.
 PG_PACKAGE ?= postgresql
 PG_SERVER_GLOB ?= /usr/lib/postgresql/*/bin/postgres
 
-.PHONY: run test lint bench bench-compare venv clean postgres
+.PHONY: run test lint bench bench-compare venv clean postgres chromium screenshots
 
 venv: $(STAMP)
 
@@ -37,9 +40,20 @@ $(STAMP): pyproject.toml
 	@echo "==> ready: run '. $(VENV)/bin/activate' to put rstmdb and rstmdb-cli on your PATH"
 
 run: $(STAMP)
-	exec $(VENV)/bin/rstmdb --bind "$(RSTMDB_BIND)" --data-dir "$(RSTMDB_DATA)"
+	@echo "web console: http://$(RSTMDB_HTTP_BIND)/"
+	exec $(VENV)/bin/rstmdb --bind "$(RSTMDB_BIND)" --http-bind "$(RSTMDB_HTTP_BIND)" --data-dir "$(RSTMDB_DATA)"
 
-test: $(STAMP) postgres
+# Installs chromium when it is missing and this is root with apt; otherwise says what to install.
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
+	  else \
+	    echo "the web console tests need Debian's chromium at $(CHROMIUM): run 'sudo apt-get install -y chromium'" >&2; \
+	    exit 1; \
+	  fi; }
+
+test: $(STAMP) postgres chromium
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # Install PostgreSQL when it is missing and we can (root and apt-get); otherwise say what to install.
@@ -57,9 +71,13 @@ postgres:
 	fi
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench setup.py
-	$(VENV)/bin/ruff format --check src tests bench setup.py
+	$(VENV)/bin/ruff check src tests bench scripts setup.py
+	$(VENV)/bin/ruff format --check src tests bench scripts setup.py
 	$(VENV)/bin/mypy
+
+# Renders docs/console.png (the README's screenshot) from a server filled with demo data.
+screenshots: $(STAMP) chromium
+	$(PY) scripts/screenshot_console.py docs/console.png
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -48,6 +48,10 @@ ROUTES = {
     ("GET", "/v1/events"),
     ("GET", "/v1/instances/{instance_id}/events/stream"),
     ("GET", "/health"),
+    # the web console's reads
+    ("GET", "/v1/console/machines/{machine}/versions/{version}/layout"),
+    ("GET", "/v1/console/machines/{machine}/versions/{version}/counts"),
+    ("GET", "/v1/console/instances"),
 }
 
 

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from pyrstmdb import __version__
 from pyrstmdb.protocol import MAX_PAYLOAD
-from pyrstmdb.server.http import errors, models, routes, streams
+from pyrstmdb.server.http import console_api, errors, models, routes, streams
 from pyrstmdb.server.http.gateway import Gateway
 from pyrstmdb.server.http.guards import BearerAuth, BodyLimit
 from pyrstmdb.server.http.sse import EventStream
@@ -85,11 +85,12 @@ def build_app(
     app.state.streams = set[EventStream]()
     errors.install(app)
     system = _system_router()
-    for router in (routes.router, streams.router, system):
+    console = console_api.console_router(gateway.core, gateway.waiter)
+    for router in (routes.router, streams.router, system, console):
         app.include_router(router)
     app.state.route_methods = [
         (route.path_regex, set(route.methods or ()))
-        for router in (routes.router, streams.router, system)
+        for router in (routes.router, streams.router, system, console)
         for route in router.routes
         if isinstance(route, APIRoute)
     ]
