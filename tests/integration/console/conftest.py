@@ -39,7 +39,10 @@ def console_server(tmp_path: Path) -> Iterator[ConsoleServer]:
     server.process.kill()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is started it keeps an event loop
+# running in the main thread, which would break every later test (of another module, on the
+# same worker) that calls asyncio.run().
+@pytest.fixture(scope="module")
 def playwright_session() -> Iterator[Playwright]:
     if not os.path.exists(CHROMIUM):
         pytest.fail(
@@ -50,7 +53,7 @@ def playwright_session() -> Iterator[Playwright]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_session: Playwright) -> Iterator[Browser]:
     b = playwright_session.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield b

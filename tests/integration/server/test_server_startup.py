@@ -141,7 +141,9 @@ def test_logs_are_text_on_a_terminal_and_json_otherwise(
         return seen
 
     text = on_terminal({}).splitlines()
-    assert re.fullmatch(r"listening on 127\.0\.0\.1:\d+", text[-2])
+    # stdout's lines (`listening on`, then `http on`) come before the `ready` log line
+    assert re.fullmatch(r"listening on 127\.0\.0\.1:\d+", text[-3])
+    assert re.fullmatch(r"http on http://127\.0\.0\.1:\d+/", text[-2])
     assert re.fullmatch(r"\S+Z  INFO pyrstmdb\.server: ready in [\d.]+ s \(tls: off.*", text[-1])
     assert not any(line.startswith("{") for line in text)
     assert sum("listening on" in line for line in text) == 1
