@@ -39,6 +39,24 @@ $(STAMP): pyproject.toml
 	@touch $@
 	@echo "==> ready: run '. $(VENV)/bin/activate' to put rstmdb and rstmdb-cli on your PATH"
 
+# The pure-Python build (what a machine without a C compiler or mypyc installs) gets its
+# own virtualenv, and `make test` runs the engine, core and durability suites on it too.
+# It is a regular install, not an editable one: the extensions the compiled editable build
+# leaves in src/ must not be imported from it. Any change under src/ reinstalls it.
+PURE_VENV ?= .venv-pure
+PURE_PY := $(PURE_VENV)/bin/python
+PURE_STAMP := $(PURE_VENV)/.installed-$(shell find src -name '*.py' | sort | xargs cat pyproject.toml setup.py | sha1sum | cut -c1-12)
+PURE_SUITES := tests/unit/test_native_build.py tests/unit/engine tests/unit/core tests/unit/durable tests/property
+
+$(PURE_STAMP): SETUP_LOG = $(PURE_VENV)/setup.log
+$(PURE_STAMP): pyproject.toml
+	@test -x $(PURE_PY) || { echo "==> creating the pure-Python virtualenv $(PURE_VENV)"; $(PYTHON) -m venv $(PURE_VENV); }
+	@: > $(PURE_VENV)/setup.log
+	@rm -rf build/lib
+	$(call quietly,installing pyrstmdb as pure Python into $(PURE_VENV),env PYRSTMDB_PURE_PYTHON=1 $(PURE_PY) -m pip install --quiet '.[test]')
+	@rm -f $(PURE_VENV)/.installed-*
+	@touch $@
+
 run: $(STAMP)
 	@echo "web console: http://$(RSTMDB_HTTP_BIND)/"
 	exec $(VENV)/bin/rstmdb --bind "$(RSTMDB_BIND)" --http-bind "$(RSTMDB_HTTP_BIND)" --data-dir "$(RSTMDB_DATA)"
@@ -53,8 +71,15 @@ chromium:
 	    exit 1; \
 	  fi; }
 
-test: $(STAMP) postgres chromium
+test: $(STAMP) $(PURE_STAMP) postgres chromium
 	$(PY) -m pytest -n 2 --dist loadfile
+	$(PURE_PY) -m pytest -n 2 --dist loadfile $(PURE_SUITES)
+
+# The inner loop: everything but the tests marked slow (crash loops, long property runs,
+# load tests), on the compiled build.
+.PHONY: test-fast
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
 
 # Install PostgreSQL when it is missing and we can (root and apt-get); otherwise say what to install.
 postgres:
@@ -87,5 +112,5 @@ bench-compare: $(STAMP)
 	$(PY) -m bench.compare $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PURE_VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find src -name '*.so' -delete

@@ -12,11 +12,17 @@ same.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 
 from setuptools import setup
+from setuptools.command.egg_info import egg_info
+
+# The name of the file, in the installed distribution's metadata, that records what this
+# build decided: whether it compiled and, if not, why. Tests read it to check the install.
+BUILD_RECORD = "pyrstmdb_build.json"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -55,16 +61,17 @@ def _can_compile() -> bool:
     return True
 
 
-def _extensions() -> list[object]:
+def _extensions() -> tuple[list[object], str]:
+    """The extensions to build, and the reason when there are none."""
     if os.environ.get("PYRSTMDB_PURE_PYTHON", "").strip() not in ("", "0"):
-        return []
+        return [], "PYRSTMDB_PURE_PYTHON was set"
     if not _can_compile():
-        return []
+        return [], "no working C compiler"
     try:
         from mypyc.build import mypycify
     except ImportError:
         print("pyrstmdb: mypyc is not available; installing pure Python", file=sys.stderr)
-        return []
+        return [], "mypyc is not available"
     paths = [os.path.join("src", *name.split(".")) + ".py" for name in _native_modules()]
     # Third-party packages may be missing from an isolated build environment: their
     # types only matter to the linters, which run with everything installed.
@@ -73,7 +80,20 @@ def _extensions() -> list[object]:
         opt_level="3",
         group_name="pyrstmdb_native",
     )
-    return list(extensions)
+    return list(extensions), ""
 
 
-setup(ext_modules=_extensions())
+EXTENSIONS, PURE_REASON = _extensions()
+
+
+class _RecordingEggInfo(egg_info):  # type: ignore[misc]
+    """Writes the build record beside the other metadata, so each installation carries its own."""
+
+    def run(self) -> None:
+        super().run()
+        record = {"compiled": bool(EXTENSIONS), "pure_reason": PURE_REASON}
+        path = os.path.join(self.egg_info, BUILD_RECORD)
+        self.write_file("build record", path, json.dumps(record, sort_keys=True) + "\n")
+
+
+setup(ext_modules=EXTENSIONS, cmdclass={"egg_info": _RecordingEggInfo})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -71,6 +72,7 @@ def chunked(data: st.DataObject, stream: bytes) -> list[bytes]:
     return [stream[a:b] for a, b in itertools.pairwise(bounds)]
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(st.data(), st.lists(st.tuples(requests, st.sampled_from(MODES)), max_size=8))
 def test_requests_roundtrip_in_any_mode_mix_and_chunking(
@@ -88,6 +90,7 @@ def test_requests_roundtrip_in_any_mode_mix_and_chunking(
     assert server.buffered == 0
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(st.data(), st.lists(st.tuples(responses | events, st.sampled_from(MODES)), max_size=8))
 def test_server_messages_roundtrip_in_any_mode_mix_and_chunking(
@@ -128,6 +131,7 @@ def test_random_bytes_yield_messages_or_framing_error(
     st.lists(st.tuples(requests, st.sampled_from(MODES)), min_size=1, max_size=4),
     st.booleans(),
 )
+@pytest.mark.slow
 def test_mutated_streams_yield_messages_or_framing_error(
     data: st.DataObject, batch: list[tuple[Request, WireMode]], as_server: bool
 ) -> None:

@@ -8,6 +8,7 @@ import re
 from collections import OrderedDict
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -70,6 +71,7 @@ def check_parse(text: str) -> Node | None:
     return node
 
 
+@pytest.mark.slow
 @given(st.text())
 def test_parse_is_total_on_arbitrary_text(text: str) -> None:
     check_parse(text)
@@ -201,6 +203,7 @@ hitting_trees = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400)
 @given(hitting_trees, contexts)
 def test_compiled_guard_agrees_with_reference(tree: Node, ctx: Any) -> None:
@@ -212,6 +215,7 @@ def test_compiled_guard_agrees_with_reference(tree: Node, ctx: Any) -> None:
     assert guard._test(ctx) is expected
 
 
+@pytest.mark.slow
 @given(hitting_trees, contexts)
 def test_negation_and_connectives_follow_their_operands(tree: Node, ctx: Any) -> None:
     value = evaluate(tree, ctx)

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -260,6 +261,7 @@ def scenario(path: str | None, plan: list[tuple[Any, ...]], buffer: int, chunk: 
 PLANS = st.lists(steps, min_size=1, max_size=30)
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(PLANS, st.sampled_from([0, 1, 4, 64]), st.sampled_from([1, 3, 50]))
 def test_in_memory_subscribers_get_exactly_their_events(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +48,7 @@ def _reopen(directory: Path) -> tuple[list[bytes], int]:
         return [e.payload for e in log.entries()], log.recovery.torn_bytes
 
 
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(items=payloads, data=st.data())
 def test_cutting_the_last_segment_anywhere_keeps_exactly_the_complete_records(
@@ -76,6 +78,7 @@ def test_cutting_the_last_segment_anywhere_keeps_exactly_the_complete_records(
         assert _reopen(directory) == (expected, 0)
 
 
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(items=payloads, garbage=st.binary(min_size=1, max_size=300))
 def test_random_garbage_after_the_last_record_is_cut(items: list[bytes], garbage: bytes) -> None:
@@ -145,6 +148,7 @@ def test_damage_before_a_valid_record_or_in_an_earlier_segment_is_refused(
     pick=st.integers(0, 10_000),
     value=st.integers(1, 255),
 )
+@pytest.mark.slow
 def test_a_damaged_or_partial_record_after_the_last_one_is_cut(
     items: list[bytes], tail_payload: bytes, truncate: bool, pick: int, value: int
 ) -> None:

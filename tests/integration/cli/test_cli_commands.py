@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cli_support import CLI, RunCli, cli_env, free_port, no_traceback
 from server_harness import ServerProcess
 
@@ -52,6 +53,7 @@ def bash(script: str, server: ServerProcess, home: Path) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 def test_quick_example_verbatim_with_watch(rstmdb_server: Any, cli_home: Path) -> None:
     server = rstmdb_server()
     watch = subprocess.Popen(
@@ -99,6 +101,7 @@ rstmdb-cli apply-event -i order-001 -e APPROVE -p '{"approver": "alice"}'
 """
 
 
+@pytest.mark.slow
 def test_instance_management_example(run_cli: RunCli, rstmdb_server: Any, cli_home: Path) -> None:
     server = rstmdb_server()
     put = run_cli("put-machine", "-n", "order", "-v", "1", json.dumps(APPROVAL), server=server)
@@ -122,6 +125,7 @@ def human(run_cli: RunCli, server: ServerProcess, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_machine_commands(run_cli: RunCli, server: ServerProcess, tmp_path: Path) -> None:
     definition = tmp_path / "approval.json"
     definition.write_text(json.dumps(APPROVAL))
@@ -153,6 +157,7 @@ def test_machine_commands(run_cli: RunCli, server: ServerProcess, tmp_path: Path
     assert {"machine": "appr", "versions": [1, 2]} in listing["items"]
 
 
+@pytest.mark.slow
 def test_instance_commands(run_cli: RunCli, server: ServerProcess) -> None:
     human(run_cli, server, "put-machine", "-n", "flow", "-v", "1", json.dumps(APPROVAL))
     created = json_of(
@@ -236,6 +241,7 @@ def test_instance_commands(run_cli: RunCli, server: ServerProcess) -> None:
     assert deleted["deleted"] is True
 
 
+@pytest.mark.slow
 def test_server_and_storage_commands(run_cli: RunCli, server: ServerProcess) -> None:
     assert human(run_cli, server, "ping") == "PONG\n"
     assert json_of(run_cli, server, "ping") == {"pong": True}
@@ -261,6 +267,7 @@ def test_server_and_storage_commands(run_cli: RunCli, server: ServerProcess) -> 
     }
 
 
+@pytest.mark.slow
 def test_batch_and_flush_all(run_cli: RunCli, rstmdb_server: Any) -> None:
     server = rstmdb_server(env={"RSTMDB_ALLOW_FLUSH_ALL": "true"})
     human(run_cli, server, "put-machine", "-n", "b", "-v", "1", json.dumps(APPROVAL))
@@ -290,6 +297,7 @@ def test_batch_and_flush_all(run_cli: RunCli, rstmdb_server: Any) -> None:
     assert human(run_cli, server, "list-instances") == "No instances\n"
 
 
+@pytest.mark.slow
 def test_hash_token_is_offline(run_cli: RunCli) -> None:
     done = run_cli("-s", "127.0.0.1:1", "hash-token", "my-secret-token")
     assert done.stdout == "ea5add57437cbf20af59034d7ed17968dcc56767b41965fcc5b376d45db8b4a3\n"
@@ -298,6 +306,7 @@ def test_hash_token_is_offline(run_cli: RunCli) -> None:
     )
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_with_the_right_status(
     run_cli: RunCli, server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -330,6 +339,7 @@ def test_errors_are_one_line_with_the_right_status(
         assert len(lines) <= 2 and done.stdout == "" and no_traceback(done.stderr)
 
 
+@pytest.mark.slow
 def test_connection_failures(run_cli: RunCli, server: ServerProcess) -> None:
     port = free_port()
     done = run_cli("-s", f"127.0.0.1:{port}", "ping", server=server)
@@ -343,6 +353,7 @@ def test_connection_failures(run_cli: RunCli, server: ServerProcess) -> None:
     assert bad.returncode == 2 and no_traceback(bad.stderr)
 
 
+@pytest.mark.slow
 def test_token_from_the_environment(run_cli: RunCli, rstmdb_server: Any) -> None:
     token_hash = hashlib.sha256(b"letmein").hexdigest()
     server = rstmdb_server(

@@ -71,6 +71,7 @@ def start(address: str, home: Path, sessions: list[Session]) -> Session:
     return session
 
 
+@pytest.mark.slow
 def test_editing_completion_multiline_and_errors(
     rstmdb_server: Any, cli_home: Path, sessions: list[Session]
 ) -> None:
@@ -113,6 +114,7 @@ def test_editing_completion_multiline_and_errors(
     assert no_traceback(repl.close())
 
 
+@pytest.mark.slow
 def test_history_is_kept_between_sessions(
     rstmdb_server: Any, cli_home: Path, sessions: list[Session]
 ) -> None:
@@ -133,6 +135,7 @@ def test_history_is_kept_between_sessions(
     second.child.expect(pexpect.EOF)
 
 
+@pytest.mark.slow
 def test_reconnect_after_the_server_restarts(
     rstmdb_server: Any, cli_home: Path, sessions: list[Session], tmp_path: Path
 ) -> None:
@@ -155,6 +158,7 @@ def test_reconnect_after_the_server_restarts(
     repl.close()
 
 
+@pytest.mark.slow
 def test_piped_input_without_a_terminal(run_cli: Any, rstmdb_server: Any) -> None:
     server = rstmdb_server()
     script = 'pm m 1 {"states": ["a", "b"],\n"initial": "a", "transitions": []}\nping\nget x\nq\n'

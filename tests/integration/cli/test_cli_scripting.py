@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cli_support import CLI, RunCli, cli_env
 from server_harness import ServerProcess
 
@@ -17,6 +18,7 @@ ORDER = {
 }
 
 
+@pytest.mark.slow
 def test_global_options_after_the_command(
     run_cli: RunCli, server: ServerProcess, cli_home: Path
 ) -> None:
@@ -37,6 +39,7 @@ def test_global_options_after_the_command(
     assert json.loads(mixed.stdout)["to_state"] == "paid", mixed.stderr
 
 
+@pytest.mark.slow
 def test_apply_event_help_describes_and_marks_required_options(run_cli: RunCli) -> None:
     done = run_cli("apply-event", "--help")
     assert done.returncode == 0
@@ -53,12 +56,14 @@ def test_apply_event_help_describes_and_marks_required_options(run_cli: RunCli) 
             raise AssertionError(f"option without a description: {line}")
 
 
+@pytest.mark.slow
 def test_version_flags(run_cli: RunCli) -> None:
     for flag in ("--version", "-V"):
         done = run_cli(flag)
         assert done.returncode == 0 and done.stdout.startswith("rstmdb-cli ")
 
 
+@pytest.mark.slow
 def test_wal_read_prints_a_page_and_says_how_to_get_the_next(
     run_cli: RunCli, rstmdb_server: Any
 ) -> None:
@@ -88,6 +93,7 @@ def test_wal_read_prints_a_page_and_says_how_to_get_the_next(
     assert last.stdout.count("| create_instance") == 101
 
 
+@pytest.mark.slow
 def test_completion_scripts_come_from_the_command_table(run_cli: RunCli, tmp_path: Path) -> None:
     bash_script = run_cli("completion", "bash")
     assert bash_script.returncode == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trustme
 from cli_support import RunCli, no_traceback
 
@@ -25,6 +26,7 @@ def _files(base: Path) -> dict[str, str]:
     return {name: str(path) for name, path in paths.items()}
 
 
+@pytest.mark.slow
 def test_tls_flags_and_environment(run_cli: RunCli, rstmdb_server: Any, tmp_path: Path) -> None:
     pem = _files(tmp_path)
     tls = {
@@ -73,6 +75,7 @@ def test_tls_flags_and_environment(run_cli: RunCli, rstmdb_server: Any, tmp_path
     assert no_traceback(anonymous.stderr, unverified.stderr)
 
 
+@pytest.mark.slow
 def test_a_plain_connection_to_a_tls_server_suggests_tls(
     run_cli: RunCli, rstmdb_server: Any, tmp_path: Path
 ) -> None:

@@ -158,6 +158,7 @@ def test_blocks_not_run_are_few_and_say_why() -> None:
 @pytest.mark.parametrize(
     "block", [b for b in runnable() if not b.skipped], ids=lambda b: f"line{b.line}-{b.lang}"
 )
+@pytest.mark.slow
 def test_readme_block_runs_as_printed(
     block: Block, rstmdb_server: Any, tmp_path: Path, cli_home: Path
 ) -> None:
@@ -196,6 +197,7 @@ def test_readme_yaml_example_is_a_valid_configuration(tmp_path: Path) -> None:
     assert config.network.bind_addr == "0.0.0.0:7401" and config.auth.required
 
 
+@pytest.mark.slow
 def test_introduction_runs_after_the_readme_path_step(tmp_path: Path, cli_home: Path) -> None:
     """``./rstmdb`` starts the server; in a new shell the PATH step makes ``rstmdb-cli`` work."""
     cwd = workdir(tmp_path)

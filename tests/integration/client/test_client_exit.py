@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from server_harness import ServerProcess, clean_env
 
 SCRIPT = """
@@ -18,6 +19,7 @@ print("done")
 """
 
 
+@pytest.mark.slow
 def test_an_unclosed_client_exits_without_warnings(rstmdb_server: object) -> None:
     server: ServerProcess = rstmdb_server()  # type: ignore[operator]
     for _ in range(3):

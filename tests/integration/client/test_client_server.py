@@ -174,6 +174,7 @@ def test_auth_token(connect: Opened, rstmdb_server: Any) -> None:
     assert connect(server.address, token="s3cret").list_machines().items == []
 
 
+@pytest.mark.slow
 def test_tls_and_mtls(connect: Opened, rstmdb_server: Any, pki: Any) -> None:
     server = rstmdb_server(env=pki.env(mtls=True))
     secured = connect(

@@ -75,6 +75,7 @@ def _acked(lines: list[str]) -> dict[str, int]:
     return acked
 
 
+@pytest.mark.slow
 def test_sigkill_during_compaction_leaves_no_temporary_checkpoint(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

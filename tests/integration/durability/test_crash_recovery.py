@@ -126,27 +126,32 @@ def _check_batches(path: Path, lines: list[str]) -> None:
             assert values.pop() >= acked.get(group, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_sigkill_plain_writes(tmp_path: Path) -> None:
     _run_cycles(tmp_path / "data", "plain", kills=8, seed=11)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_sigkill_with_compaction_and_rotation(tmp_path: Path) -> None:
     _run_cycles(tmp_path / "data", "compact", kills=6, seed=23)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_sigkill_then_torn_tail(tmp_path: Path) -> None:
     _run_cycles(tmp_path / "data", "plain", kills=5, seed=37, tear=True)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_sigkill_loop_driven_rounds_with_compaction(tmp_path: Path) -> None:
     # As in the server: the event loop runs the fsync rounds, a helper process syncs.
     _run_cycles(tmp_path / "data", "loop", kills=6, seed=53)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_sigkill_atomic_batches(tmp_path: Path) -> None:
     _run_cycles(tmp_path / "data", "batch", kills=5, seed=41)

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from rstmdb import Client
 from server_harness import ServerProcess, clean_env, run_rstmdb
 
@@ -63,6 +64,7 @@ def _one_line(text: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_a_running_server_holds_its_directory_until_it_dies(
     rstmdb_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:

@@ -170,6 +170,7 @@ def _segments(wal: Path) -> list[tuple[str, int]]:
     return sorted((p.name, p.stat().st_size) for p in wal.glob("*.wal"))
 
 
+@pytest.mark.slow
 def test_a_full_disk_refuses_writes_at_once_serves_reads_and_recovers_by_itself(
     small_tmpfs: Path, rstmdb_server: Callable[..., ServerProcess]
 ) -> None:  # (the tmpfs first: it is unmounted after the server is gone)

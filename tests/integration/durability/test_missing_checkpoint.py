@@ -39,6 +39,7 @@ def _build(data_dir: Path) -> None:
             db.create_instance("counter", 1, instance_id=f"new-{n}")
 
 
+@pytest.mark.slow
 def test_a_missing_checkpoint_is_refused_by_every_opener(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     _build(data_dir)

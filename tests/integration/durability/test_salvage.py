@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from server_harness import ServerProcess, run_rstmdb
 
 from pyrstmdb import Database
@@ -43,6 +44,7 @@ def _damage_with_two_writers(data_dir: Path) -> tuple[int, int]:
     return prefix, segment.stat().st_size
 
 
+@pytest.mark.slow
 def test_salvage_keeps_the_consistent_prefix_and_a_server_starts_on_it(
     tmp_path: Path, rstmdb_server: Callable[..., ServerProcess]
 ) -> None:

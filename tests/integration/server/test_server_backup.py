@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from server_harness import ServerProcess, clean_env, run_rstmdb
 
 from pyrstmdb.client import Client
@@ -118,6 +119,7 @@ class Writers:
         return [w for per_writer in self.writes for w in per_writer]
 
 
+@pytest.mark.slow
 def test_backup_under_concurrent_writes_restores_a_prefix(
     rstmdb_server: StartServer, tmp_path: Path
 ) -> None:
@@ -278,6 +280,7 @@ def _damaged_copies(archive: Path, tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_restore_refuses_a_damaged_archive(rstmdb_server: StartServer, tmp_path: Path) -> None:
     server = rstmdb_server(env=SMALL_SEGMENTS)
     with Client(server.address) as client:
@@ -304,6 +307,7 @@ def test_restore_refuses_a_damaged_archive(rstmdb_server: StartServer, tmp_path:
     assert "state: 1 machines, 500 instances" in good.stdout
 
 
+@pytest.mark.slow
 def test_interrupted_cli_backup_leaves_no_file_and_unpauses_compaction(
     rstmdb_server: StartServer, tmp_path: Path
 ) -> None:

@@ -48,6 +48,7 @@ def read_ctx(server: ServerProcess, ids: list[str]) -> dict[str, Any]:
     return asyncio.run(main())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_graceful_shutdown_keeps_acknowledged_writes(
     rstmdb_server: Callable[..., ServerProcess], signum: int
@@ -67,6 +68,7 @@ def test_graceful_shutdown_keeps_acknowledged_writes(
     assert [ctx[iid]["n"] for iid in ids] == list(range(1, 11))
 
 
+@pytest.mark.slow
 def test_shutdown_answers_requests_in_flight(rstmdb_server: Callable[..., ServerProcess]) -> None:
     server = rstmdb_server()
     ids = write_some(server, 1)
@@ -96,6 +98,7 @@ def test_shutdown_answers_requests_in_flight(rstmdb_server: Callable[..., Server
     assert read_ctx(server, ids)[ids[0]]["n"] >= acked
 
 
+@pytest.mark.slow
 def test_sigkill_under_load_keeps_every_acknowledged_write(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:
@@ -157,6 +160,7 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
     assert_one_line_failure(result, "RSTMDB_MAX_CONNECTIONS")
 
 
+@pytest.mark.slow
 def test_bad_config_file_key_is_named(tmp_path: Path) -> None:
     config = tmp_path / "rstmdb.yaml"
     config.write_text("network:\n  max_connections: many\n")
@@ -168,6 +172,7 @@ def test_bad_config_file_key_is_named(tmp_path: Path) -> None:
     assert_one_line_failure(no_hash, "auth.required")
 
 
+@pytest.mark.slow
 def test_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -177,6 +182,7 @@ def test_port_in_use(tmp_path: Path) -> None:
     assert_one_line_failure(result, "cannot listen on", str(port))
 
 
+@pytest.mark.slow
 def test_unreadable_certificate(tmp_path: Path) -> None:
     env = {
         "RSTMDB_TLS_ENABLED": "true",
@@ -187,6 +193,7 @@ def test_unreadable_certificate(tmp_path: Path) -> None:
     assert_one_line_failure(result, "TLS", "missing.pem")
 
 
+@pytest.mark.slow
 def test_corrupt_wal_refuses_to_start_and_check_reports_it(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:

@@ -106,6 +106,7 @@ def test_metrics_endpoints_and_values(limited: ServerProcess) -> None:
     assert scrape(limited, "/nope")[::2] == (404, "Not Found")
 
 
+@pytest.mark.slow
 def test_idle_connections_are_closed(rstmdb_server: Callable[..., ServerProcess]) -> None:
     server = rstmdb_server(env={"RSTMDB_IDLE_TIMEOUT": "1"})
     with server.raw() as idle, server.raw() as busy:

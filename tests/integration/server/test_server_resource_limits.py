@@ -121,6 +121,7 @@ def test_unauthenticated_connections_cannot_hold_large_messages(
         assert put.ok, put.error
 
 
+@pytest.mark.slow
 def test_unfinished_messages_of_all_connections_share_one_budget(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:
@@ -166,6 +167,7 @@ def tls_client(server: ServerProcess, context: ssl.SSLContext) -> RawClient:
     )
 
 
+@pytest.mark.slow
 def test_tls_handshakes_count_against_the_limit_and_time_out(
     rstmdb_server: Callable[..., ServerProcess], tls_env: tuple[dict[str, str], ssl.SSLContext]
 ) -> None:
@@ -257,6 +259,7 @@ def maximal_definition(limit: int = MB, guard_chars: int = 4096) -> dict[str, An
     return definition
 
 
+@pytest.mark.slow
 def test_a_maximal_definition_does_not_stall_other_clients(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:

@@ -29,6 +29,7 @@ STARTED = re.compile(r"data loaded in (\d+\.\d) s \(([\d,]+) log records replaye
 PROGRESS = re.compile(r"replaying the log: ([\d,]+) records \((\d+)%\)")
 
 
+@pytest.mark.slow
 def test_version_and_help() -> None:
     version = run_rstmdb(["--version"])
     assert version.returncode == 0 and version.stdout == f"rstmdb {__version__}\n"
@@ -70,6 +71,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_health_checks_tell_starting_from_ready(long_log: Path, tmp_path: Path) -> None:
     port = _free_port()
     server = ServerProcess(long_log, tmp_path / "server.log", bind=f"127.0.0.1:{port}")
@@ -117,6 +119,7 @@ def test_health_checks_tell_starting_from_ready(long_log: Path, tmp_path: Path) 
     assert any(m.startswith(f"ready in {seconds} s") or m.startswith("ready in ") for m in messages)
 
 
+@pytest.mark.slow
 def test_logs_are_text_on_a_terminal_and_json_otherwise(
     rstmdb_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
 from server_harness import ServerProcess
 from sub_wire import TOGGLE, Json, WireClient, put_machines
 
@@ -156,6 +157,7 @@ def stream_of(messages: list[Event | Response], sub: str) -> list[int]:
     ]
 
 
+@pytest.mark.slow
 def test_fitful_reader_gets_every_stream_complete_while_writes_continue(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:
@@ -194,6 +196,7 @@ def test_fitful_reader_gets_every_stream_complete_while_writes_continue(
     assert fell_behind >= 2
 
 
+@pytest.mark.slow
 def test_unwatch_from_a_stalled_subscriber_cuts_exactly_at_its_response(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:

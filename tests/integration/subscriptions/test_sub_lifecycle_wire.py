@@ -131,6 +131,7 @@ def test_repeated_hello_keeps_subscriptions(server: ServerProcess) -> None:
     wait_active(server, (0, 0))
 
 
+@pytest.mark.slow
 def test_idle_timeout_drops_subscriptions_but_events_keep_a_watcher_alive(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:
@@ -155,6 +156,7 @@ def test_idle_timeout_drops_subscriptions_but_events_keep_a_watcher_alive(
         wait_active(server, (0, 0))
 
 
+@pytest.mark.slow
 def test_idle_timeout_ends_a_stalled_subscriber_that_left_events_unread(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
 from server_harness import ServerProcess
 from sub_wire import TOGGLE, WireClient, put_machines, rss_bytes
 
@@ -136,6 +137,7 @@ def read_events(sock: socket.socket, codec: ClientCodec, count: int) -> tuple[li
     return offsets, received
 
 
+@pytest.mark.slow
 def test_stalled_subscriber_gets_all_100k_events_with_bounded_server_memory(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:

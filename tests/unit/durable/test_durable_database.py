@@ -173,6 +173,7 @@ def test_snapshot_instance_files(path: Path, order_machine: dict[str, Any]) -> N
         assert not [n for n in os.listdir(path / "snapshots") if n.endswith(".snap")]
 
 
+@pytest.mark.slow
 def test_automatic_compaction_event_trigger_fires(
     path: Path, order_machine: dict[str, Any]
 ) -> None:

@@ -10,6 +10,7 @@ from array import array
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hub_testkit import TOGGLE, settle
 
 from pyrstmdb import Database
@@ -86,6 +87,7 @@ async def traced_window(
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 def test_blocked_subscriber_receives_100k_durable_events_with_bounded_memory(
     tmp_path: Path,
 ) -> None:
