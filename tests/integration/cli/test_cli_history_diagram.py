@@ -7,10 +7,13 @@ import asyncio
 import json
 from collections.abc import Callable
 
+import pytest
 from cli_support import RunCli, no_traceback
 from server_harness import ServerProcess
 
 from pyrstmdb.client import AsyncClient, Client
+
+pytestmark = pytest.mark.slow  # servers restarted and compacted
 
 TOGGLE = {
     "states": ["off", "on"],

@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from console_harness import Shots, start_console_server
 from playwright.sync_api import Browser, Page, expect
 
 from pyrstmdb.client.sync import Client
+
+pytestmark = pytest.mark.slow  # a browser flow of several seconds
 
 TOKEN = "console-secret-token"
 MACHINE = {

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from console_harness import ConsoleServer, Shots
 from playwright.sync_api import Page, expect
 
 from pyrstmdb.client.sync import Client
 from pyrstmdb.engine.definition import compile_definition
+
+pytestmark = pytest.mark.slow  # browser flows of several seconds each
 
 ORDER = {
     "states": ["created", "paid", "shipped", "delivered", "cancelled"],

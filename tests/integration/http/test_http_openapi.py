@@ -27,6 +27,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from server_harness import ServerProcess
 
+pytestmark = pytest.mark.slow  # Schemathesis runs against a live server
+
 EXAMPLES = 10  # per operation and mode: the whole run stays well under a minute
 STREAMS = r"^/v1/(events|instances/\{instance_id\}/events/stream)$"
 ROUTES = {

@@ -26,6 +26,8 @@ from server_harness import ServerProcess, clean_env, run_rstmdb
 from pyrstmdb.client import Client
 from pyrstmdb.errors import Conflict
 
+pytestmark = pytest.mark.slow  # backups and restores with real servers
+
 CLI = Path(sys.executable).parent / "rstmdb-cli"
 MACHINE = {
     "states": ["open", "done"],
