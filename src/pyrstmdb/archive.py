@@ -35,6 +35,8 @@ from typing import Any
 import orjson
 from crc32c import crc32c
 
+from pyrstmdb.storage.snapshot import fsync_dir
+
 FORMAT = "pyrstmdb-backup"
 VERSION = 1
 MANIFEST_NAME = "backup.json"
@@ -111,14 +113,6 @@ def _member_name(name: str) -> str:
     if _MEMBER_NAME.fullmatch(name) is None:
         raise ArchiveError(f"unexpected file {name!r} in the archive")
     return name
-
-
-def fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- writing ---------------------------------------------------------------------------------

@@ -210,6 +210,19 @@ class ServerProcess:
         return {"host": self.host, "port": self.port}
 
 
+def closed_by_server(sock: socket.socket, timeout: float = 5.0) -> bool:
+    """True if the server closes ``sock`` within ``timeout`` (data is discarded)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 class RawClient:
     """A blocking socket client speaking RCP through the project's ``ClientCodec``."""
 
@@ -271,12 +284,4 @@ class RawClient:
 
     def closed_by_server(self, timeout: float = 5.0) -> bool:
         """True if the server closes the connection within ``timeout`` (data is discarded)."""
-        self.sock.settimeout(timeout)
-        try:
-            while self.sock.recv(65536):
-                pass
-        except TimeoutError:
-            return False
-        except OSError:
-            return True
-        return True
+        return closed_by_server(self.sock, timeout)

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
-from pyrstmdb.archive import ArchiveError, Manifest, extract, fsync_dir, read_manifest
+from pyrstmdb.archive import ArchiveError, Manifest, extract, read_manifest
 from pyrstmdb.database import Database
 from pyrstmdb.errors import CorruptionError, RstmdbError
+from pyrstmdb.storage.snapshot import fsync_dir
 from pyrstmdb.storage.wal import VerifyReport, verify
 
 _INSTALLED = ("wal", "snapshots")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -36,6 +38,24 @@ async def _owner(dsn: str, timeout: float = 5.0) -> tuple[Any, PartitionLog]:
     return pool, await PartitionLog.open(pool, 0, 1, lease.epoch, timeout=timeout)
 
 
+@asynccontextmanager
+async def _commits_never_confirmed(dsn: str) -> AsyncIterator[Any]:
+    """A synchronous standby that never comes: every COMMIT waits (committed locally).
+
+    Yields another connection, to watch and terminate sessions; the setting is reset after.
+    """
+    observer = await asyncpg.connect(dsn)
+    await observer.execute("ALTER SYSTEM SET synchronous_standby_names = 'absent'")
+    await observer.execute("SELECT pg_reload_conf()")
+    await asyncio.sleep(0.5)
+    try:
+        yield observer
+    finally:
+        await observer.execute("ALTER SYSTEM RESET synchronous_standby_names")
+        await observer.execute("SELECT pg_reload_conf()")
+        await observer.close()
+
+
 async def _terminate_backend_waiting_on(observer: Any, wait_event: str) -> None:
     deadline = time.monotonic() + 10
     while not (pids := await observer.fetch(_WAITING, wait_event)):
@@ -49,20 +69,11 @@ def test_connection_killed_during_commit_is_outcome_unknown(dsn: str) -> None:
     async def scenario() -> None:
         pool, log = await _owner(dsn)
         assert await log.append([created(1)]) == [FIRST_OFFSET]
-        observer = await asyncpg.connect(dsn)
-        # A synchronous standby that never comes: every COMMIT waits (committed locally).
-        await observer.execute("ALTER SYSTEM SET synchronous_standby_names = 'absent'")
-        await observer.execute("SELECT pg_reload_conf()")
-        await asyncio.sleep(0.5)
-        try:
+        async with _commits_never_confirmed(dsn) as observer:
             pending = asyncio.create_task(log.append([created(2)]))
             await _terminate_backend_waiting_on(observer, "SyncRep")
             with pytest.raises(OutcomeUnknown) as caught:
                 await pending
-        finally:
-            await observer.execute("ALTER SYSTEM RESET synchronous_standby_names")
-            await observer.execute("SELECT pg_reload_conf()")
-            await observer.close()
         assert caught.value.details == {"reason": "outcome_unknown", "partition": 0}
         assert caught.value.retryable
         # The log re-read its head: the round had in fact committed.
@@ -107,19 +118,11 @@ def test_commit_that_does_not_answer_in_time_is_outcome_unknown(dsn: str) -> Non
     async def scenario() -> float:
         pool, log = await _owner(dsn, timeout=0.5)
         assert await log.append([created(1)]) == [FIRST_OFFSET]
-        observer = await asyncpg.connect(dsn)
-        await observer.execute("ALTER SYSTEM SET synchronous_standby_names = 'absent'")
-        await observer.execute("SELECT pg_reload_conf()")
-        await asyncio.sleep(0.5)
-        try:
+        async with _commits_never_confirmed(dsn):
             started = time.monotonic()
             with pytest.raises(OutcomeUnknown):
                 await log.append([created(2)])
             waited = time.monotonic() - started
-        finally:
-            await observer.execute("ALTER SYSTEM RESET synchronous_standby_names")
-            await observer.execute("SELECT pg_reload_conf()")
-            await observer.close()
         await asyncio.sleep(0.5)
         offsets = await log.append([created(3)])
         entries = await log.read_from(0, 10)

@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 from console_harness import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     ConsoleServer,
     Shots,
     start_console_server,
 )
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from scripts.screenshot_console import CHROMIUM, CHROMIUM_ARGS
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -1,5 +1,6 @@
-"""Helpers of the web console tests: a real ``rstmdb`` with its HTTP API,
-Chromium's launch settings, the screenshot folder and numbered screenshots."""
+"""Helpers of the web console tests: a real ``rstmdb`` with its HTTP API, the
+screenshot folder and numbered screenshots (Chromium's launch settings are the
+screenshot script's)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,6 @@ from pathlib import Path
 from playwright.sync_api import Page
 from server_harness import ServerProcess
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 _HTTP_LINE = re.compile(r"^http on (https?://\S+?)/?$")
 ARTIFACTS = Path(
     os.environ.get("PYRSTMDB_CONSOLE_ARTIFACTS")

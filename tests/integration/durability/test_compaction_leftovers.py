@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from line_child import LineChild
 from server_harness import ServerProcess, run_rstmdb
 
 from pyrstmdb import Database
@@ -29,29 +26,12 @@ CHILD = Path(__file__).with_name("compact_child.py")
 KILLS = 4
 
 
-class CompactingChild:
+class CompactingChild(LineChild):
     def __init__(self, path: Path) -> None:
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__(CHILD, [str(path)], "compacting")
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.strip())
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 120
-        while "ready" not in self.lines:
-            assert self.proc.poll() is None, "compacting process died"
-            assert time.monotonic() < deadline, "compacting process did not start"
-            time.sleep(0.01)
+    def wait_ready(self, timeout: float = 120) -> None:
+        super().wait_ready(timeout)
 
     def kill_while_writing_a_checkpoint(self, snapshots: Path) -> list[str]:
         """SIGKILL as soon as a temporary checkpoint exists; returns the ones left."""
@@ -60,9 +40,7 @@ class CompactingChild:
             assert self.proc.poll() is None, "compacting process died"
             assert time.monotonic() < deadline, "no checkpoint was ever written"
             time.sleep(0.0005)
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self._reader.join(5)
+        self.kill()
         return sorted(n for n in os.listdir(snapshots) if n.endswith(".tmp"))
 
 

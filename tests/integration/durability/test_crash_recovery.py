@@ -10,49 +10,23 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from line_child import LineChild
 
 from pyrstmdb import Database
 
 CHILD = Path(__file__).with_name("crash_child.py")
 
 
-class Child:
+class Child(LineChild):
     def __init__(self, path: Path, mode: str, seed: int) -> None:
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), str(path), mode, str(seed)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__(CHILD, [str(path), mode, str(seed)], "writer")
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.strip())
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 20
-        while "ready" not in self.lines:
-            assert self.proc.poll() is None, "writer process died"
-            assert time.monotonic() < deadline, "writer process did not start"
-            time.sleep(0.01)
-
-    def kill(self) -> list[str]:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self._reader.join(5)
-        return list(self.lines)
+    def wait_ready(self, timeout: float = 20) -> None:
+        super().wait_ready(timeout)
 
 
 def _acked_counters(lines: list[str]) -> dict[str, tuple[int, int]]:

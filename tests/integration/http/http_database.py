@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from pyrstmdb.client.api import parse_batch
+from pyrstmdb.client.api import latest_version, parse_batch
 from pyrstmdb.errors import error_from_dict
 from pyrstmdb.results import (
     ApplyEventResult,
@@ -33,6 +33,10 @@ def _body(response: httpx.Response) -> dict[str, Any]:
     return payload
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def _key(idempotency_key: str | None) -> dict[str, str]:
     return {} if idempotency_key is None else {"Idempotency-Key": idempotency_key}
 
@@ -49,8 +53,7 @@ class HttpDatabase:
 
     def get_machine(self, machine: str, version: int | None = None) -> GetMachineResult:
         if version is None:
-            versions = [i.versions for i in self.list_machines().items if i.machine == machine]
-            version = max(versions[0]) if versions and versions[0] else 0
+            version = latest_version(self.list_machines(), machine) or 0
         response = self.http.get(f"/v1/machines/{machine}/versions/{version}")
         return GetMachineResult.from_dict(_body(response))
 
@@ -65,11 +68,9 @@ class HttpDatabase:
         initial_ctx: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> CreateInstanceResult:
-        body: dict[str, Any] = {"machine": machine, "version": version}
-        if instance_id is not None:
-            body["instance_id"] = instance_id
-        if initial_ctx is not None:
-            body["initial_ctx"] = initial_ctx
+        body = _given(
+            machine=machine, version=version, instance_id=instance_id, initial_ctx=initial_ctx
+        )
         response = self.http.post("/v1/instances", json=body, headers=_key(idempotency_key))
         return CreateInstanceResult.from_dict(_body(response))
 
@@ -83,8 +84,7 @@ class HttpDatabase:
         limit: int | None = None,
         offset: int | None = None,
     ) -> ListInstancesResult:
-        query = {"machine": machine, "state": state, "limit": limit, "offset": offset}
-        params = {k: v for k, v in query.items() if v is not None}
+        params = _given(machine=machine, state=state, limit=limit, offset=offset)
         return ListInstancesResult.from_dict(_body(self.http.get("/v1/instances", params=params)))
 
     def delete_instance(
@@ -103,14 +103,13 @@ class HttpDatabase:
         event_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> ApplyEventResult:
-        fields = {
-            "event": event,
-            "payload": payload,
-            "expected_state": expected_state,
-            "expected_wal_offset": expected_wal_offset,
-            "event_id": event_id,
-        }
-        body = {k: v for k, v in fields.items() if v is not None}
+        body = _given(
+            event=event,
+            payload=payload,
+            expected_state=expected_state,
+            expected_wal_offset=expected_wal_offset,
+            event_id=event_id,
+        )
         response = self.http.post(
             f"/v1/instances/{instance_id}/events", json=body, headers=_key(idempotency_key)
         )
@@ -123,9 +122,7 @@ class HttpDatabase:
     def get_history(
         self, instance_id: str, limit: int = 100, before_offset: int | None = None
     ) -> HistoryResult:
-        params: dict[str, Any] = {"limit": limit}
-        if before_offset is not None:
-            params["before_offset"] = before_offset
+        params = _given(limit=limit, before_offset=before_offset)
         response = self.http.get(f"/v1/instances/{instance_id}/history", params=params)
         return HistoryResult.from_dict(_body(response))
 

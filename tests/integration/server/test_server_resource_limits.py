@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 import trustme
-from server_harness import RawClient, ServerProcess
+from server_harness import RawClient, ServerProcess, closed_by_server
 
 from pyrstmdb.protocol import ClientCodec, request_message
 from pyrstmdb.protocol.frame import HEADER, MAGIC, encode_frame
@@ -56,18 +56,6 @@ def unfinished_frame(sock: socket.socket, announced: int, sent: int) -> None:
         pass  # the server closed it: what we want
 
 
-def closed_by_server(sock: socket.socket, timeout: float) -> bool:
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(65536):
-            pass
-    except TimeoutError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 @contextmanager
 def sockets(server: ServerProcess, count: int) -> Iterator[list[socket.socket]]:
     with ExitStack() as stack:
@@ -89,6 +77,19 @@ def fill_concurrently(socks: list[socket.socket], announced: int, sent: int) -> 
         thread.join(60)
 
 
+@contextmanager
+def filled(server: ServerProcess, count: int) -> Iterator[tuple[list[socket.socket], int]]:
+    """``count`` connections each holding 3 MiB of an announced 16 MiB message; yields
+    them with how much the server's RSS has grown since before they connected."""
+    before = rss(server)
+    with sockets(server, count) as socks:
+        fill_concurrently(socks, 16 * MB, 3 * MB)
+        time.sleep(0.5)
+        grown = rss(server) - before
+        print(f"RSS {before / MB:.1f} MB -> {(before + grown) / MB:.1f} MB")
+        yield socks, grown
+
+
 # -- unfinished messages: before authentication, and all connections together ----------------
 
 
@@ -98,12 +99,7 @@ def test_unauthenticated_connections_cannot_hold_large_messages(
     server = rstmdb_server(
         env={"RSTMDB_AUTH_REQUIRED": "true", "RSTMDB_AUTH_TOKEN_HASH": TOKEN_HASH}
     )
-    before = rss(server)
-    with sockets(server, 40) as socks:
-        fill_concurrently(socks, 16 * MB, 3 * MB)
-        time.sleep(0.5)
-        grown = rss(server) - before
-        print(f"RSS {before / MB:.1f} MB -> {(before + grown) / MB:.1f} MB")
+    with filled(server, 40) as (socks, grown):
         assert grown < 40 * MB, f"RSS grew by {grown / MB:.1f} MB"
         assert all(closed_by_server(sock, 5) for sock in socks)
     with server.raw() as line_client:  # a JSON line is bounded the same way
@@ -126,12 +122,7 @@ def test_unfinished_messages_of_all_connections_share_one_budget(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:
     server = rstmdb_server(env={"RSTMDB_FRAME_BUFFER_MB": "40"})
-    before = rss(server)
-    with sockets(server, 40) as socks:
-        fill_concurrently(socks, 16 * MB, 3 * MB)
-        time.sleep(0.5)
-        grown = rss(server) - before
-        print(f"RSS {before / MB:.1f} MB -> {(before + grown) / MB:.1f} MB")
+    with filled(server, 40) as (socks, grown):
         assert grown < 60 * MB, f"RSS grew by {grown / MB:.1f} MB"
         closed = sum(closed_by_server(sock, 1) for sock in socks)
         assert closed >= 38  # at most two 16 MiB messages fit 40 MiB

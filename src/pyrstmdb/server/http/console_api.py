@@ -26,6 +26,7 @@ from pyrstmdb.aio import DurabilityWaiter
 from pyrstmdb.core import Core
 from pyrstmdb.diagram_layout import layout
 from pyrstmdb.engine.state import Instance
+from pyrstmdb.server.http.models import InstanceSummary, ListInstances
 from pyrstmdb.server.http.routes import ERRORS
 
 UINT32_MAX = 2**32 - 1
@@ -78,22 +79,6 @@ class StateCounts(BaseModel):
     version: int
     states: dict[str, int]
     total: int
-
-
-class InstanceItem(BaseModel):
-    id: str
-    machine: str
-    version: int
-    state: str
-    created_at: int
-    updated_at: int
-    last_wal_offset: int
-
-
-class InstancePage(BaseModel):
-    instances: list[InstanceItem]
-    total: int
-    has_more: bool
 
 
 class _LayoutCache:
@@ -166,8 +151,8 @@ def select(
     return found
 
 
-def _summary(item: Instance) -> InstanceItem:
-    return InstanceItem(
+def _summary(item: Instance) -> InstanceSummary:
+    return InstanceSummary(
         id=item.id,
         machine=item.machine,
         version=item.version,
@@ -204,19 +189,19 @@ def console_router(core: Core, waiter: DurabilityWaiter) -> APIRouter:
             machine=machine, version=version, states=counts, total=sum(counts.values())
         )
 
-    @router.get("/instances", response_model=InstancePage)
+    @router.get("/instances", response_model=ListInstances)
     async def list_instances(
         machine: str | None = None,
         version: Version | None = None,
         state: str | None = None,
         limit: Annotated[int, Query(ge=0, le=1000)] = 50,
         offset: Annotated[int, Query(ge=0, le=UINT32_MAX)] = 0,
-    ) -> InstancePage:
+    ) -> ListInstances:
         """LIST_INSTANCES with a version filter too; newest changes first."""
         everything = await reads.instances()
         items = await asyncio.to_thread(select, everything, machine or None, version, state or None)
         page = items[offset : offset + limit]
-        return InstancePage(
+        return ListInstances(
             instances=[_summary(i) for i in page],
             total=len(items),
             has_more=offset + len(page) < len(items),

@@ -58,6 +58,11 @@ def json(result: dict[str, Any], status: int = 200, etag: int | None = None) -> 
     return Response(orjson.dumps(result), status, headers, media_type="application/json")
 
 
+def _given(**params: Any) -> dict[str, Any]:
+    """The parameters that were given: those that are not ``None``."""
+    return {key: value for key, value in params.items() if value is not None}
+
+
 def _with_key(params: dict[str, Any], key: str | None) -> dict[str, Any]:
     if key is not None:
         params["idempotency_key"] = key
@@ -175,8 +180,7 @@ async def list_instances(
     offset: Annotated[int | None, Query(ge=0, le=models.UINT32_MAX)] = None,
 ) -> Response:
     """Live instances in creation order, filtered and paged (LIST_INSTANCES)."""
-    query = {"machine": machine, "state": state, "limit": limit, "offset": offset}
-    params = {key: value for key, value in query.items() if value is not None}
+    params = _given(machine=machine, state=state, limit=limit, offset=offset)
     return json(await gateway(request).call(Operation.LIST_INSTANCES, params))
 
 
@@ -250,9 +254,7 @@ async def get_history(
     before_offset: Annotated[int | None, Query(ge=0, le=models.UINT64_MAX)] = None,
 ) -> Response:
     """The instance's newest history entries, oldest first (GET_HISTORY); also after delete."""
-    params: dict[str, Any] = {"instance_id": instance_id, "limit": limit}
-    if before_offset is not None:
-        params["before_offset"] = before_offset
+    params = _given(instance_id=instance_id, limit=limit, before_offset=before_offset)
     return json(await gateway(request).call(Operation.GET_HISTORY, params))
 
 
@@ -285,9 +287,7 @@ async def wal_read(
     limit: Annotated[int | None, Query(ge=0, le=models.UINT64_MAX)] = None,
 ) -> Response:
     """Raw log records from an offset (WAL_READ)."""
-    params: dict[str, Any] = {"from_offset": from_offset}
-    if limit is not None:
-        params["limit"] = limit
+    params = _given(from_offset=from_offset, limit=limit)
     return json(await gateway(request).call(Operation.WAL_READ, params))
 
 
