@@ -147,7 +147,8 @@ def select(
         and (version is None or i.version == version)
         and (state is None or i.state == state)
     ]
-    found.sort(key=lambda i: i.updated_at, reverse=True)
+    # newest change first; the log offset orders changes within one millisecond
+    found.sort(key=lambda i: (i.updated_at, i.last_wal_offset), reverse=True)
     return found
 
 
