@@ -15,10 +15,6 @@ import pyrstmdb
 PACKAGE_ROOT = Path(pyrstmdb.__file__).resolve().parent
 PACKAGE = "pyrstmdb"
 
-# Cycles that still exist, each written as the sorted list of its members (one
-# strongly connected component). Any other cycle, or a known one that grows, fails.
-KNOWN_CYCLES: list[list[str]] = []
-
 
 def module_names(root: Path, package: str) -> dict[str, Path]:
     """Map every module of the package to its file."""
@@ -153,11 +149,4 @@ def test_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
 def test_no_import_cycles() -> None:
     graph = import_graph()
     components = strongly_connected(graph)
-    new = [members for members in components if members not in KNOWN_CYCLES]
-    assert not new, "import cycles:\n" + describe(graph, new)
-
-
-def test_known_cycles_still_exist() -> None:
-    components = strongly_connected(import_graph())
-    gone = [members for members in KNOWN_CYCLES if members not in components]
-    assert not gone, f"these cycles are gone, remove them from KNOWN_CYCLES: {gone}"
+    assert not components, "import cycles:\n" + describe(graph, components)
