@@ -22,11 +22,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TextIO
 
 from pyrstmdb import __version__
 from pyrstmdb.cli import render
-from pyrstmdb.cli.context import CliError, ConnectFailed, Context, Output, UsageError
+from pyrstmdb.cli.context import CliError, ConnectFailed, Context, UsageError
+from pyrstmdb.cli.outcome import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, emit, report
 from pyrstmdb.cli.table import (
     BY_NAME,
     JSON_OPTION,
@@ -43,7 +43,6 @@ from pyrstmdb.config import parse_address
 from pyrstmdb.errors import RstmdbError
 
 CLIENT_NAME = "rstmdb-cli"
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -157,41 +156,6 @@ def _with_hint(reason: str, ns: argparse.Namespace) -> str:
     if plain and "during handshake" in reason:
         return f"{reason} (is the server using TLS? try --tls, or --ca-cert PATH)"
     return reason
-
-
-def emit(ctx: Context, output: Output | None) -> int:
-    """Print ``output``; returns the exit status it stands for."""
-    if output is None:
-        return EXIT_OK
-    if ctx.json and output.doc is not None:
-        print(render.compact_json(output.doc), file=ctx.out, flush=True)
-    elif output.text:
-        print(output.text, file=ctx.out, flush=True)
-    if output.note:
-        print(ctx.style.dim(output.note), file=ctx.err, flush=True)
-    if output.failure:
-        print(f"Error: {output.failure}", file=ctx.err, flush=True)
-        return EXIT_ERROR
-    return EXIT_OK
-
-
-def error_line(error: BaseException) -> str:
-    """``Error [CODE]: message`` for a server error, ``Error: …`` for others."""
-    if isinstance(error, RstmdbError):
-        return f"Error [{error.code}]: {error.message}"
-    return f"Error: {error}"
-
-
-def report(error: BaseException, err: TextIO) -> int:
-    """Print the one line for ``error``; returns the exit status."""
-    if isinstance(error, ConnectFailed):
-        print(f"Connection failed: {error}", file=err)
-    elif isinstance(error, UsageError):
-        print(f"rstmdb-cli: error: {error} (see --help)", file=err)
-        return EXIT_USAGE
-    else:
-        print(error_line(error), file=err)
-    return EXIT_ERROR
 
 
 def run_command(ctx: Context) -> int:

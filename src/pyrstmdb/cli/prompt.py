@@ -17,8 +17,8 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
+from pyrstmdb.cli.known import Known
 from pyrstmdb.cli.lexer import is_complete
-from pyrstmdb.cli.repl import Known
 
 
 class ReplCompleter(Completer):

@@ -9,7 +9,7 @@ has open brackets. Errors print ``Error: …`` and the session goes on; ``quit``
 
 On a terminal, prompt_toolkit provides line editing, history in
 ``$HOME/.rstmdb_history`` and tab completion of command names and of the
-machine and instance ids seen in this session (:class:`Known`). Without a
+machine and instance ids seen in this session (:class:`~pyrstmdb.cli.known.Known`). Without a
 terminal, entries are read from standard input with the same rules.
 """
 
@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from pyrstmdb.cli import render
 from pyrstmdb.cli.context import CliError, ConnectFailed, Context, Output, UsageError
+from pyrstmdb.cli.known import Known
 from pyrstmdb.cli.lexer import is_complete, split_line
-from pyrstmdb.cli.main import EXIT_ERROR, EXIT_OK, emit, error_line
+from pyrstmdb.cli.outcome import EXIT_ERROR, EXIT_OK, emit, error_line
 from pyrstmdb.cli.table import BY_NAME, ParserExit, commands_for, repl_parsers
 from pyrstmdb.client import Client, ClientConnectionError
 from pyrstmdb.errors import RstmdbError
@@ -32,46 +33,6 @@ from pyrstmdb.errors import RstmdbError
 PROMPT = "rstmdb> "
 HISTORY_FILE = ".rstmdb_history"
 HINT = "The connection is lost; the next command reconnects."
-
-
-class Known:
-    """Machine names and instance ids seen in this session, for completion."""
-
-    def __init__(self) -> None:
-        self.machines: set[str] = set()
-        self.instances: set[str] = set()
-
-    def load(self, client: Client) -> None:
-        try:
-            self.machines.update(item.machine for item in client.list_machines().items)
-            self.instances.update(i.id for i in client.list_instances(limit=1000).instances)
-        except (RstmdbError, ClientConnectionError):
-            pass
-
-    def observe(self, command: str, doc: dict[str, object] | None) -> None:
-        if doc is None:
-            return
-        if command == "put-machine":
-            self.machines.add(str(doc["machine"]))
-        elif command == "list-machines":
-            self.machines.update(str(item["machine"]) for item in _items(doc, "items"))
-        elif command == "create-instance":
-            self.instances.add(str(doc["instance_id"]))
-        elif command == "list-instances":
-            self.instances.update(str(item["id"]) for item in _items(doc, "instances"))
-        elif command == "delete-instance":
-            self.instances.discard(str(doc["instance_id"]))
-        elif command == "flush-all":
-            self.machines.clear()
-            self.instances.clear()
-
-    def words(self) -> list[str]:
-        return sorted(self.machines | self.instances)
-
-
-def _items(doc: dict[str, object], key: str) -> Iterable[dict[str, object]]:
-    items = doc.get(key)
-    return items if isinstance(items, list) else []
 
 
 def help_text() -> str:
@@ -287,4 +248,4 @@ def run_repl(ns: argparse.Namespace, connect: Callable[[], Client]) -> int:
     return EXIT_ERROR if repl.failures and not interactive else EXIT_OK
 
 
-__all__ = ["Known", "Repl", "run_repl"]
+__all__ = ["Repl", "run_repl"]

@@ -18,9 +18,10 @@ from __future__ import annotations
 from typing import Any, Self, TypeVar, Unpack
 
 from pyrstmdb.client.api import Commands
+from pyrstmdb.client.calls import Plan, WatchSpec
 from pyrstmdb.client.channel import Channel, run_plan, run_plans
 from pyrstmdb.client.options import DEFAULT_ADDRESS, ClientArgs, ClientOptions
-from pyrstmdb.client.plans import AsyncRunner, PipelineRunner, Plan, WatchSpec
+from pyrstmdb.client.plans import AsyncRunner, PipelineRunner
 from pyrstmdb.client.stream import AsyncSubscription
 
 T = TypeVar("T")

@@ -20,15 +20,8 @@ from typing import Any
 
 from crc32c import crc32c
 
-from pyrstmdb.client.plans import (
-    Call,
-    NoticeHandler,
-    Plan,
-    ProtocolViolation,
-    WatchSpec,
-    command,
-    subscription,
-)
+from pyrstmdb.client.calls import Call, NoticeHandler, Plan, ProtocolViolation, WatchSpec
+from pyrstmdb.client.plans import command, subscription
 from pyrstmdb.protocol import Operation
 from pyrstmdb.results import (
     ApplyEventResult,

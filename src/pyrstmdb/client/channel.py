@@ -24,10 +24,10 @@ import functools
 import ssl
 from typing import Any, TypeVar
 
+from pyrstmdb.client.calls import Call, Plan, ProtocolViolation
 from pyrstmdb.client.connection import Link, LinkLost, Push, open_link
 from pyrstmdb.client.events import Notice
 from pyrstmdb.client.options import ClientOptions, ssl_context
-from pyrstmdb.client.plans import Call, Plan, ProtocolViolation
 from pyrstmdb.client.stream import AsyncSubscription
 from pyrstmdb.errors import ClientConnectionError, RstmdbError
 from pyrstmdb.protocol import Operation

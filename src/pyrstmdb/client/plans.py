@@ -1,7 +1,7 @@
 """Plans and the runners that execute them: the one mechanism behind both clients.
 
 An operation is a *plan*: a generator that yields the requests it needs
-(:class:`Call`), receives each protocol result object and returns a typed
+(:class:`~pyrstmdb.client.calls.Call`), receives each protocol result object and returns a typed
 result. A plan does no I/O; the runner that owns it does::
 
     plan = Commands.get_instance(self, "o-1")
@@ -14,54 +14,24 @@ The :class:`command` descriptor binds a plan to its runner: on a
 :class:`PipelineRunner` it queues the plan. :class:`subscription` does the same
 for the WATCH operations, which return subscriptions instead of results.
 
-Raises nothing itself; :class:`ProtocolViolation` is raised by runners for
-results that do not parse.
+The values a plan and a watch are made of (:class:`~pyrstmdb.client.calls.Call`,
+:class:`~pyrstmdb.client.calls.WatchSpec`) live in :mod:`pyrstmdb.client.calls`.
+Raises nothing itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
-from pyrstmdb.client.events import Notice
-from pyrstmdb.errors import ClientConnectionError
-from pyrstmdb.protocol import Operation
+from pyrstmdb.client.calls import Plan, WatchSpec
 
 if TYPE_CHECKING:
-    from pyrstmdb.client.stream import AsyncSubscription
-    from pyrstmdb.client.sync import Subscription
+    from pyrstmdb.client.stream import AsyncSubscription, Subscription
 
-JsonObject = dict[str, Any]
+PL = TypeVar("PL", bound="PipelineRunner")
 P = ParamSpec("P")
 T = TypeVar("T")
-PL = TypeVar("PL", bound="PipelineRunner")
-NoticeHandler = Callable[[Notice], None]
-
-
-class ProtocolViolation(ClientConnectionError):
-    """The server sent something this client cannot understand."""
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One request of a plan. ``safe``: may be sent again after a reconnect."""
-
-    op: Operation
-    params: JsonObject
-    safe: bool = False
-
-
-Plan = Generator[Call, JsonObject, T]
-
-
-@dataclass(frozen=True, slots=True)
-class WatchSpec:
-    """What a subscription asks for: WATCH_INSTANCE or WATCH_ALL and its params."""
-
-    op: Operation
-    params: JsonObject
-    on_notice: NoticeHandler | None = None
 
 
 # -- runners -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Subscriptions as asyncio iterators, resumable after a reconnect.
+"""Subscriptions as asyncio iterators, resumable after a reconnect, and their blocking form.
 
 An :class:`AsyncSubscription` is created by ``AsyncClient.watch_instance`` /
 ``watch_all``. It starts on ``await``, ``async with`` or the first ``async
@@ -11,24 +11,33 @@ guard.
 Raises from iteration: the ``RstmdbError`` of a failed (re-)WATCH, or
 ``ClientConnectionError`` when the connection is lost for good. Iteration
 ends normally after ``unwatch()`` or when the client closes.
+
+:class:`Subscription` (from ``Client.watch_instance`` / ``watch_all``) is the
+blocking iterator over one, run on the client's loop thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self
 
+from pyrstmdb.client.calls import WatchSpec
 from pyrstmdb.client.events import Event, Notice
-from pyrstmdb.client.plans import WatchSpec
+from pyrstmdb.client.loop_thread import LoopThread
 from pyrstmdb.protocol import Operation
 
-if TYPE_CHECKING:
-    from pyrstmdb.client.channel import Channel
-
 JsonObject = dict[str, Any]
+
+
+class Watcher(Protocol):
+    """What a subscription needs from the connection that serves it (the channel)."""
+
+    async def watch(self, sub: AsyncSubscription) -> None: ...
+
+    async def unwatch(self, sub: AsyncSubscription, timeout: float | None = None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +57,7 @@ def _start_offset(op: Operation, result: JsonObject) -> int | None:
 class AsyncSubscription:
     """A stream of :class:`Event`; see the module docstring."""
 
-    def __init__(self, channel: Channel, spec: WatchSpec) -> None:
+    def __init__(self, channel: Watcher, spec: WatchSpec) -> None:
         self._channel = channel
         self.spec = spec
         self._queue: asyncio.Queue[Event | _Stop] = asyncio.Queue()
@@ -156,3 +165,64 @@ class AsyncSubscription:
     def stop(self, error: BaseException | None = None) -> None:
         """End iteration (with ``error`` raised to the consumer, if given)."""
         self._stop(error)
+
+
+class Subscription:
+    """A blocking iterator of :class:`Event` over an :class:`AsyncSubscription`."""
+
+    def __init__(self, inner: AsyncSubscription, thread: LoopThread) -> None:
+        self._inner = inner
+        self._thread = thread
+
+    def start(self) -> Self:
+        self._thread.run(self._inner.start())
+        return self
+
+    @property
+    def subscription_id(self) -> str | None:
+        return self._inner.subscription_id
+
+    @property
+    def result(self) -> dict[str, Any]:
+        """The result of the latest WATCH (it changes when a reconnect re-issues it)."""
+        return self._inner.result
+
+    @property
+    def last_offset(self) -> int | None:
+        return self._inner.last_offset
+
+    @property
+    def resume_offset(self) -> int | None:
+        return self._inner.resume_offset
+
+    @property
+    def notices(self) -> list[Notice]:
+        return self._inner.notices
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        try:
+            return self._thread.run(self._inner.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def get(self, timeout: float | None = None) -> Event:
+        """The next event; ``TimeoutError`` if none comes within ``timeout`` seconds."""
+        try:
+            return self._thread.run(self._inner.get(timeout))
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def unwatch(self, timeout: float | None = None) -> bool:
+        """Cancel the subscription; True if the server removed it (confirmed within
+        ``timeout`` seconds, default: the client's request timeout)."""
+        return self._thread.run(self._inner.unwatch(timeout))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._thread.loop.is_closed():
+            self.unwatch()

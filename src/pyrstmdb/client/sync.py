@@ -20,60 +20,21 @@ runs on the loop thread) raises ``RuntimeError``.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import threading
 import weakref
-from collections.abc import Coroutine, Iterator
 from typing import Any, Self, TypeVar, Unpack
 
 from pyrstmdb.client.api import Commands
+from pyrstmdb.client.calls import Plan, WatchSpec
 from pyrstmdb.client.channel import Channel, run_plan, run_plans
-from pyrstmdb.client.events import Event, Notice
+from pyrstmdb.client.loop_thread import LoopThread
 from pyrstmdb.client.options import DEFAULT_ADDRESS, ClientArgs, ClientOptions
-from pyrstmdb.client.plans import PipelineRunner, Plan, SyncRunner, WatchSpec
-from pyrstmdb.client.stream import AsyncSubscription
+from pyrstmdb.client.plans import PipelineRunner, SyncRunner
+from pyrstmdb.client.stream import AsyncSubscription, Subscription
 
 T = TypeVar("T")
 
 __all__ = ["Client", "Pipeline", "Subscription"]
-
-
-class LoopThread:
-    """An event loop on a daemon thread; ``run(coro)`` blocks for its result."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._main, name="pyrstmdb-client", daemon=True)
-        self._thread.start()
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        if threading.current_thread() is self._thread:
-            coro.close()
-            raise RuntimeError("a blocking client cannot be called from its own callbacks")
-        if self.loop.is_closed():
-            coro.close()
-            raise RuntimeError("the client is closed")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result()
-        except BaseException:
-            # An interrupted wait (Ctrl+C) must not leave the call running on the loop, where
-            # a pending ``next(sub)`` would take the following event for nobody.
-            future.cancel()
-            raise
-
-    def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5.0)
-        if not self._thread.is_alive():
-            self.loop.close()
 
 
 _OPEN: weakref.WeakSet[Client] = weakref.WeakSet()
@@ -177,64 +138,3 @@ class Pipeline(Commands, PipelineRunner):
 
     def __exit__(self, *exc: object) -> None:
         self._queued.clear()
-
-
-class Subscription:
-    """A blocking iterator of :class:`Event` over an :class:`AsyncSubscription`."""
-
-    def __init__(self, inner: AsyncSubscription, thread: LoopThread) -> None:
-        self._inner = inner
-        self._thread = thread
-
-    def start(self) -> Self:
-        self._thread.run(self._inner.start())
-        return self
-
-    @property
-    def subscription_id(self) -> str | None:
-        return self._inner.subscription_id
-
-    @property
-    def result(self) -> dict[str, Any]:
-        """The result of the latest WATCH (it changes when a reconnect re-issues it)."""
-        return self._inner.result
-
-    @property
-    def last_offset(self) -> int | None:
-        return self._inner.last_offset
-
-    @property
-    def resume_offset(self) -> int | None:
-        return self._inner.resume_offset
-
-    @property
-    def notices(self) -> list[Notice]:
-        return self._inner.notices
-
-    def __iter__(self) -> Iterator[Event]:
-        return self
-
-    def __next__(self) -> Event:
-        try:
-            return self._thread.run(self._inner.__anext__())
-        except StopAsyncIteration:
-            raise StopIteration from None
-
-    def get(self, timeout: float | None = None) -> Event:
-        """The next event; ``TimeoutError`` if none comes within ``timeout`` seconds."""
-        try:
-            return self._thread.run(self._inner.get(timeout))
-        except StopAsyncIteration:
-            raise StopIteration from None
-
-    def unwatch(self, timeout: float | None = None) -> bool:
-        """Cancel the subscription; True if the server removed it (confirmed within
-        ``timeout`` seconds, default: the client's request timeout)."""
-        return self._thread.run(self._inner.unwatch(timeout))
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self._thread.loop.is_closed():
-            self.unwatch()

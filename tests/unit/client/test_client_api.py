@@ -10,7 +10,8 @@ from crc32c import crc32c
 
 from pyrstmdb.client import Event, Notice, ServerInfo
 from pyrstmdb.client.api import BackupChunk, BackupFile, Commands
-from pyrstmdb.client.plans import Call, Plan, SyncRunner
+from pyrstmdb.client.calls import Call, Plan
+from pyrstmdb.client.plans import SyncRunner
 from pyrstmdb.results import (
     ApplyEventResult,
     BatchResult,
