@@ -155,6 +155,7 @@ def test_sigint_stops_a_watch_started_with_sigint_ignored(
     assert (status, out, err.strip()) == (0, "", "Stopping watch...")
 
 
+@pytest.mark.slow
 def test_server_going_away_ends_the_watch(
     rstmdb_server: Any, cli_home: Path, watchers: list[Watcher]
 ) -> None:

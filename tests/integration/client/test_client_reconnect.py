@@ -43,6 +43,7 @@ def test_without_reconnect_the_loss_is_reported(connect: Any, fixed: Any) -> Non
     assert client.ping()
 
 
+@pytest.mark.slow
 def test_subscription_resumes_without_gap_or_duplicate(connect: Any, fixed: Any) -> None:
     watcher = connect(fixed.address, reconnect=True, backoff_initial=0.02)
     with Client(fixed.address) as writer:

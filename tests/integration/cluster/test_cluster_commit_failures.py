@@ -114,6 +114,7 @@ def test_connection_killed_before_commit_writes_nothing(dsn: str) -> None:
     assert '"i-4"' in rows[1]["entry"]
 
 
+@pytest.mark.slow
 def test_commit_that_does_not_answer_in_time_is_outcome_unknown(dsn: str) -> None:
     async def scenario() -> float:
         pool, log = await _owner(dsn, timeout=0.5)

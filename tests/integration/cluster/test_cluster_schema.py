@@ -42,6 +42,7 @@ async def _ensure(dsn: str, partitions: int) -> None:
         await conn.close()
 
 
+@pytest.mark.slow
 def test_schema_created_by_racing_nodes_exactly_once(dsn: str, tmp_path: Path) -> None:
     go = tmp_path / "go"
     racers = [

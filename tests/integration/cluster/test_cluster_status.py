@@ -7,6 +7,7 @@ import subprocess
 from typing import Any
 
 import orjson
+import pytest
 from cluster_helpers import created, execute
 from server_harness import run_rstmdb
 
@@ -87,6 +88,7 @@ def test_status_table(dsn: str) -> None:
     assert lines[5].split()[:2] == ["n1", "127.0.0.1:7401"]
 
 
+@pytest.mark.slow
 def test_status_of_an_expired_lease(dsn: str) -> None:
     asyncio.run(_cluster(dsn))
     expire = "UPDATE rstmdb.partitions SET lease_expires = clock_timestamp() WHERE partition = 0"

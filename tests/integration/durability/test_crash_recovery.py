@@ -131,6 +131,7 @@ def test_sigkill_atomic_batches(tmp_path: Path) -> None:
     _run_cycles(tmp_path / "data", "batch", kills=5, seed=41)
 
 
+@pytest.mark.slow
 def test_rotation_and_compaction_really_happened(tmp_path: Path) -> None:
     path = tmp_path / "data"
     _run_cycles(path, "compact", kills=2, seed=5)

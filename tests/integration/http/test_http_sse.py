@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import pytest
 from http_support import http_client
 from server_harness import ServerProcess
 from sse_support import Frame, frames, transitions
@@ -135,6 +136,7 @@ def test_last_event_id_resumes_exactly_and_wins(http_server: Callable[..., Serve
     assert [int(f.id or -1) for f in rest] == written[17:]
 
 
+@pytest.mark.slow
 def test_keep_alive_comments(http_server: Callable[..., ServerProcess]) -> None:
     server = http_server(env={"RSTMDB_HTTP_SSE_KEEPALIVE": "1"})
     with http_client(server) as client, client.stream("GET", "/v1/events") as response:
@@ -178,6 +180,7 @@ def _rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+@pytest.mark.slow
 def test_stalled_reader_is_caught_up_with_bounded_memory(
     http_server: Callable[..., ServerProcess],
 ) -> None:

@@ -322,6 +322,7 @@ def test_flush_all_refused_by_default(server: ServerProcess) -> None:
     with_client(server, body)
 
 
+@pytest.mark.slow
 def test_flush_all_enabled_is_durable(rstmdb_server: Callable[..., ServerProcess]) -> None:
     server = rstmdb_server(env={"RSTMDB_ALLOW_FLUSH_ALL": "true"})
 

@@ -212,6 +212,7 @@ def test_corrupt_wal_refuses_to_start_and_check_reports_it(
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_config_file_then_environment(
     rstmdb_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:

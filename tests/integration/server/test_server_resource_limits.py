@@ -93,6 +93,7 @@ def filled(server: ServerProcess, count: int) -> Iterator[tuple[list[socket.sock
 # -- unfinished messages: before authentication, and all connections together ----------------
 
 
+@pytest.mark.slow
 def test_unauthenticated_connections_cannot_hold_large_messages(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:

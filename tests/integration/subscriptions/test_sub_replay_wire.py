@@ -379,6 +379,7 @@ def test_a_stalled_subscriber_whose_history_was_compacted_gets_a_notice_then_the
     assert after == [o for o in written if o >= oldest]
 
 
+@pytest.mark.slow
 def test_replay_after_a_crash_comes_from_the_log_then_live(
     rstmdb_server: Callable[..., ServerProcess],
 ) -> None:

@@ -49,6 +49,7 @@ def test_an_offloaded_round_is_durable_only_when_its_owner_says_so(tmp_path: Pat
         offload.detach(kick)
 
 
+@pytest.mark.slow
 def test_a_failed_log_starts_no_offloaded_round(tmp_path: Path) -> None:
     io = FaultyIO()
     with Wal.open(tmp_path, fileio=io) as log:
